@@ -1,0 +1,3 @@
+//! Drivers and command implementations that sit between the CLI and the pure core.
+
+pub mod grr;
