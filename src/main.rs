@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "deadband", version, about = "Online dead-zone trend fitting for market and measurement streams")]
+#[command(
+    name = "deadband",
+    version,
+    about = "Online dead-zone trend fitting for market and measurement streams"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -19,6 +19,9 @@ pub struct ParamError {
 
 impl ParamError {
     pub fn new(param: &'static str, problem: impl Into<String>) -> Self {
-        Self { param, problem: problem.into() }
+        Self {
+            param,
+            problem: problem.into(),
+        }
     }
 }
