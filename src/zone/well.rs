@@ -108,10 +108,10 @@ fn sigmoid(x: f64) -> f64 {
     }
 }
 
-/// Derivative of the logistic function.
+/// Derivative of the logistic function; computed from |x| so that it is exactly even.
 #[inline]
 fn sigmoid_d(x: f64) -> f64 {
-    let s = sigmoid(x);
+    let s = sigmoid(-x.abs());
     s * (1.0 - s)
 }
 
@@ -182,7 +182,7 @@ impl Well {
             }
             Well::SoftDeadZone { softness } => {
                 let s = softness * eps;
-                let g = soft_g(r, eps, s);
+                let g = soft_g(a, eps, s);
                 let g0 = soft_g(0.0, eps, s);
                 // (g - g0)(g + g0) keeps precision near r = 0.
                 ((g - g0) * (g + g0)).max(0.0)
@@ -190,7 +190,7 @@ impl Well {
             Well::SquareWell { depth, sharpness } => {
                 let s = sharpness * eps;
                 let base = 2.0 * sigmoid(-eps / s);
-                let v = sigmoid((r - eps) / s) + sigmoid((-r - eps) / s) - base;
+                let v = sigmoid((a - eps) / s) + sigmoid((-a - eps) / s) - base;
                 depth * eps * eps * v.max(0.0) / (1.0 - base)
             }
             Well::Gaussian { scale } => {
@@ -236,12 +236,12 @@ impl Well {
             Well::DeadZone => 2.0 * (a - eps).max(0.0) * sign,
             Well::SoftDeadZone { softness } => {
                 let s = softness * eps;
-                2.0 * soft_g(r, eps, s) * (sigmoid((r - eps) / s) - sigmoid((-r - eps) / s))
+                2.0 * sign * soft_g(a, eps, s) * (sigmoid((a - eps) / s) - sigmoid((-a - eps) / s))
             }
             Well::SquareWell { depth, sharpness } => {
                 let s = sharpness * eps;
                 let k = depth * eps * eps / (1.0 - 2.0 * sigmoid(-eps / s));
-                k / s * (sigmoid_d((r - eps) / s) - sigmoid_d((r + eps) / s))
+                sign * k / s * (sigmoid_d((a - eps) / s) - sigmoid_d((a + eps) / s))
             }
             Well::Gaussian { scale } => {
                 let c = scale * eps;
