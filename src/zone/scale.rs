@@ -279,7 +279,7 @@ impl EwmaVol {
                 if !x.is_finite() || !self.ewma.push(x) {
                     return false;
                 }
-                self.changes += 1;
+                self.changes = self.changes.saturating_add(1);
             }
         }
         self.prev_close = Some(close);
