@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::zone::grr::{Study, StudyBuilder, StudyError};
+use crate::zone::grr::{Factor, Study, StudyBuilder, StudyError};
 
 /// The columns a study file must have.
 pub const REQUIRED_COLUMNS: [&str; 3] = ["part", "operator", "value"];
@@ -74,17 +74,24 @@ pub enum StudyCsvError {
         line: u64,
         text: String,
     },
-    #[error("{path}{at}: {source}", path = path.display(), at = at_line(*line))]
+    #[error("{path}{at}: {source}", path = path.display(), at = location(*line, *column))]
     Study {
         path: PathBuf,
         /// The line of the measurement the problem is about, when there is one.
         line: Option<u64>,
+        /// The column the problem is about (too few parts: `part`), when there is one.
+        column: Option<&'static str>,
         source: StudyError,
     },
 }
 
-fn at_line(line: Option<u64>) -> String {
-    line.map(|l| format!(": line {l}")).unwrap_or_default()
+fn location(line: Option<u64>, column: Option<&'static str>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(": line {l}, column `{c}`"),
+        (Some(l), None) => format!(": line {l}"),
+        (None, Some(c)) => format!(": column `{c}`"),
+        (None, None) => String::new(),
+    }
 }
 
 /// Reads and validates the study at `path`.
@@ -180,20 +187,30 @@ pub fn parse_study<R: Read>(reader: R, path: &Path) -> Result<Study, StudyCsvErr
             .map_err(|source| StudyCsvError::Study {
                 path: path.to_owned(),
                 line: Some(line),
+                column: Some("value"),
                 source,
             })?;
         lines.push(line);
     }
     builder.build().map_err(|source| {
-        let line = match &source {
+        let (line, column) = match &source {
             StudyError::Unbalanced {
                 first_observation, ..
-            } => first_observation.and_then(|i| lines.get(i).copied()),
-            _ => None,
+            } => (first_observation.and_then(|i| lines.get(i).copied()), None),
+            StudyError::TooFewLevels {
+                factor: Factor::Parts,
+                ..
+            } => (None, Some("part")),
+            StudyError::TooFewLevels {
+                factor: Factor::Operators,
+                ..
+            } => (None, Some("operator")),
+            _ => (None, None),
         };
         StudyCsvError::Study {
             path: path.to_owned(),
             line,
+            column,
             source,
         }
     })

@@ -14,6 +14,7 @@ use crate::io::study_csv::{read_study, StudyCsvError};
 use crate::zone::grr::{
     analyse, AnovaRow, GrrMethod, GrrResult, StudyError, Verdict, STUDY_SPAN_SIGMAS,
 };
+use crate::zone::ParamError;
 
 /// What the `grr` command was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,8 @@ pub enum GrrRunError {
     Input(#[from] StudyCsvError),
     #[error("{path}: {source}", path = path.display())]
     Analysis { path: PathBuf, source: StudyError },
+    #[error("argument --{flag}: {problem}", flag = .0.param.replace('_', "-"), problem = .0.problem)]
+    Argument(ParamError),
     #[error("cannot write the report: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -50,9 +53,12 @@ pub fn run(opts: &GrrOptions, out: &mut dyn Write) -> Result<GrrResult, GrrRunEr
     let study = read_study(&opts.input)?;
     let result =
         analyse(&study, opts.method, opts.tolerance, opts.interaction_alpha).map_err(|source| {
-            GrrRunError::Analysis {
-                path: opts.input.clone(),
-                source,
+            match source {
+                StudyError::Param(p) => GrrRunError::Argument(p),
+                source => GrrRunError::Analysis {
+                    path: opts.input.clone(),
+                    source,
+                },
             }
         })?;
     let text = if opts.json {

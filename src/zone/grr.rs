@@ -62,6 +62,18 @@ pub enum Factor {
     Trials,
 }
 
+impl Factor {
+    fn hint(self) -> &'static str {
+        match self {
+            Factor::Parts => "measure at least 2 different parts (10 is usual)",
+            Factor::Operators => "have at least 2 operators measure every part",
+            Factor::Trials => {
+                "have every operator measure every part at least twice (one row per measurement)"
+            }
+        }
+    }
+}
+
 impl fmt::Display for Factor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -79,8 +91,8 @@ pub enum StudyError {
     #[error("the study has no measurements; give rows with a part, an operator and a value")]
     Empty,
     #[error(
-        "the study has {found} {factor}, a crossed gauge R&R needs at least {min}: \
-         measure at least {min} {factor}"
+        "the study has {found} {factor}, a crossed gauge R&R needs at least {min}: {hint}",
+        hint = factor.hint()
     )]
     TooFewLevels {
         factor: Factor,
