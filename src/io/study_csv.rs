@@ -81,7 +81,7 @@ pub enum StudyCsvError {
         line: Option<u64>,
         /// The column the problem is about (too few parts: `part`), when there is one.
         column: Option<&'static str>,
-        source: StudyError,
+        source: Box<StudyError>,
     },
 }
 
@@ -188,7 +188,7 @@ pub fn parse_study<R: Read>(reader: R, path: &Path) -> Result<Study, StudyCsvErr
                 path: path.to_owned(),
                 line: Some(line),
                 column: Some("value"),
-                source,
+                source: Box::new(source),
             })?;
         lines.push(line);
     }
@@ -211,7 +211,7 @@ pub fn parse_study<R: Read>(reader: R, path: &Path) -> Result<Study, StudyCsvErr
             path: path.to_owned(),
             line,
             column,
-            source,
+            source: Box::new(source),
         }
     })
 }

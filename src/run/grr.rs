@@ -34,7 +34,10 @@ pub enum GrrRunError {
     #[error(transparent)]
     Input(#[from] StudyCsvError),
     #[error("{path}: {source}", path = path.display())]
-    Analysis { path: PathBuf, source: StudyError },
+    Analysis {
+        path: PathBuf,
+        source: Box<StudyError>,
+    },
     #[error("argument --{flag}: {problem}", flag = .0.param.replace('_', "-"), problem = .0.problem)]
     Argument(ParamError),
     #[error("cannot write the report: {0}")]
@@ -57,7 +60,7 @@ pub fn run(opts: &GrrOptions, out: &mut dyn Write) -> Result<GrrResult, GrrRunEr
                 StudyError::Param(p) => GrrRunError::Argument(p),
                 source => GrrRunError::Analysis {
                     path: opts.input.clone(),
-                    source,
+                    source: Box::new(source),
                 },
             }
         })?;

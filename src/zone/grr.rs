@@ -36,8 +36,10 @@ pub const STUDY_SPAN_SIGMAS: f64 = 6.0;
 /// AIAG MSA 4th ed. `K1 = 1/d2*` by number of trials (average & range method).
 pub const K1_BY_TRIALS: [(usize, f64); 2] = [(2, 0.8862), (3, 0.5908)];
 /// AIAG MSA 4th ed. `K2 = 1/d2*` by number of operators (appraisers).
+#[allow(clippy::approx_constant)] // 0.7071 is the value the MSA table prints.
 pub const K2_BY_OPERATORS: [(usize, f64); 2] = [(2, 0.7071), (3, 0.5231)];
 /// AIAG MSA 4th ed. `K3 = 1/d2*` by number of parts.
+#[allow(clippy::approx_constant)] // 0.7071 is the value the MSA table prints.
 pub const K3_BY_PARTS: [(usize, f64); 9] = [
     (2, 0.7071),
     (3, 0.5231),
@@ -174,7 +176,7 @@ impl Study {
         check_levels(Factor::Parts, parts.len())?;
         check_levels(Factor::Operators, operators.len())?;
         let cells = parts.len() * operators.len();
-        if values.len() % cells != 0 {
+        if !values.len().is_multiple_of(cells) {
             return Err(StudyError::Layout {
                 values: values.len(),
                 parts: parts.len(),
@@ -711,7 +713,7 @@ fn finish(
     anova: Option<AnovaTable>,
     range: Option<RangeSummary>,
 ) -> Result<GrrResult, StudyError> {
-    if !(c.tv > 0.0) {
+    if c.tv.is_nan() || c.tv <= 0.0 {
         return Err(StudyError::NoVariation);
     }
     let pct_grr_study_var = 100.0 * c.grr / c.tv;
