@@ -1,9 +1,10 @@
 //! Gauge R&R: the AIAG MSA 4th ed. worked example (both methods, to the published digits), independent checks of the ANOVA (textbook sums of squares, closed-form F tails, simulated studies with known components), and the `grr` command line.
 //!
 //! Sources of truth (see tests/data/aiag_msa4_grr.md for where each number was found):
-//! - AIAG, *Measurement Systems Analysis* reference manual, 4th ed. (2010), chapter III
-//!   section B: average & range data sheet and GRR report, ANOVA table and ANOVA
-//!   "% variation & contribution" table, on 10 parts × 3 appraisers × 3 trials;
+//! - AIAG, *Measurement Systems Analysis* reference manual, 4th ed. (2010): the average &
+//!   range data sheet and GRR report of chapter III section B (10 parts × 3 appraisers ×
+//!   3 trials), and the ANOVA table and "% variation & contribution" table of the same
+//!   example;
 //! - Minitab Help, "Example of Crossed Gage R&R Study" (same data, ANOVA method).
 
 use std::path::{Path, PathBuf};

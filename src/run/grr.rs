@@ -213,7 +213,7 @@ pub fn render_table(r: &GrrResult, input: &Path) -> String {
             out,
             "{:<24}{:>12}{:>16.2}",
             l.name,
-            sig(l.variance, 5),
+            sig(l.variance, 6),
             l.pct_contribution
         );
     }
