@@ -279,3 +279,14 @@ pub fn render_table(r: &GrrResult, input: &Path) -> String {
     );
     out
 }
+
+/// sigma_GRR (the measurement system's standard deviation) of a study file, for a `grr` zone
+/// scale configured with `study = "file.csv"`. ANOVA pools the interaction at alpha 0.05.
+pub fn sigma_from_study(path: &Path, method: GrrMethod) -> Result<f64, GrrRunError> {
+    let study = read_study(path)?;
+    let result = analyse(&study, method, None, 0.05).map_err(|e| GrrRunError::Analysis {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    Ok(result.grr)
+}

@@ -728,6 +728,20 @@ impl Fitter {
         self.theta[2]
     }
 
+    /// Moves the whole fitted curve by `dy` (level only; slope, curvature and P unchanged): the
+    /// series was shifted by a known amount, e.g. a tool offset applied to every later part.
+    pub fn shift_level(&mut self, dy: f64) {
+        if !dy.is_finite() {
+            return;
+        }
+        self.theta[0] += dy;
+        if !self.warm.done {
+            for m in self.warm.m.iter_mut().take(self.warm.n) {
+                *m += dy;
+            }
+        }
+    }
+
     /// Record counters.
     pub fn counts(&self) -> FitCounts {
         self.counts

@@ -1,0 +1,6 @@
+//! Decisions from a fit — pure: trend direction, positions and costs, tool compensation, performance.
+
+pub mod book;
+pub mod compensate;
+pub mod perf;
+pub mod trend;
