@@ -1,0 +1,153 @@
+//! Configuration: shipped examples validate; errors name file:line:col, the key and the fix;
+//! per-key overrides merge over the global settings.
+
+use std::path::Path;
+
+use deadband::config::{parse, ConfigError};
+use deadband::zone::fit::Method;
+use deadband::zone::scale::ScaleSpec;
+use deadband::zone::well::Well;
+
+fn err(src: &str) -> ConfigError {
+    parse(src, Path::new("run.toml")).expect_err("config should be refused")
+}
+
+const MINIMAL: &str = "[input]\npath = \"x.parquet\"\n";
+
+#[test]
+fn every_shipped_config_validates() {
+    let mut n = 0;
+    for entry in std::fs::read_dir("config").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+            deadband::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "expected the shipped example configs, found {n}");
+}
+
+#[test]
+fn minimal_config_takes_documented_defaults() {
+    let c = parse(MINIMAL, Path::new("run.toml")).unwrap();
+    let p = &c.processor.defaults;
+    assert_eq!(p.fit.method, Method::SmRls);
+    assert_eq!(p.fit.well, Well::DeadZone);
+    assert!(matches!(p.scale, ScaleSpec::Atr { period: 14, .. }));
+    assert!(p.spc.is_none(), "SPC runs on measurement streams only");
+}
+
+#[test]
+fn unknown_key_names_line_column_and_the_closest_valid_key() {
+    let e = err("[input]\npath = \"x\"\n\n[fit]\nmethod = \"rls\"\nforgeting = 0.9\n");
+    assert_eq!(e.at, Some((6, 1)), "{e}");
+    let text = e.to_string();
+    assert!(text.starts_with("run.toml:6:1:"), "{text}");
+    assert!(text.contains("forgeting"), "{text}");
+    assert!(text.contains("did you mean `forgetting`"), "{text}");
+}
+
+#[test]
+fn unknown_variant_suggests_the_valid_name() {
+    let e = err("[input]\npath = \"x\"\n[fit]\nmethod = \"sm_rsl\"\n");
+    assert_eq!(e.at.map(|a| a.0), Some(4), "{e}");
+    assert!(e.to_string().contains("did you mean `sm_rls`"), "{e}");
+}
+
+#[test]
+fn wrong_type_is_located() {
+    let e = err("[input]\npath = \"x\"\n[signal]\nhorizon = \"ten\"\n");
+    assert_eq!(e.at.map(|a| a.0), Some(4), "{e}");
+}
+
+#[test]
+fn out_of_range_value_points_at_its_key_and_says_why() {
+    let e = err("[input]\npath = \"x\"\n[fit]\norder = 1\nforgetting = 1.5\n");
+    assert_eq!(e.at, Some((5, 1)), "{e}");
+    let t = e.to_string();
+    assert!(t.contains("[fit]") && t.contains("forgetting"), "{t}");
+
+    let e = err("[input]\npath = \"x\"\n[zone.scale]\nkind = \"atr\"\nperiod = 0\n");
+    assert_eq!(e.at, Some((5, 1)), "{e}");
+    assert!(e.to_string().contains("period"), "{e}");
+}
+
+#[test]
+fn well_parameters_that_do_not_apply_are_refused() {
+    let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"huber\"\nsoftness = 0.2\n");
+    assert_eq!(e.at, Some((5, 1)), "{e}");
+    assert!(e.to_string().contains("threshold"), "lists the huber's own parameter: {e}");
+}
+
+#[test]
+fn per_key_override_merges_over_the_global_tables() {
+    let src = r#"
+[input]
+path = "x"
+[zone.scale]
+kind = "atr"
+period = 20
+multiplier = 2.0
+[signal]
+cost_bps = 1.0
+[keys."ES".zone.scale]
+multiplier = 3.0
+[keys."ES".signal]
+cost_bps = 7.5
+"#;
+    let c = parse(src, Path::new("run.toml")).unwrap();
+    let es = c.processor.params_for("ES");
+    let other = c.processor.params_for("NQ");
+    assert_eq!(es.book.cost_bps, 7.5);
+    assert_eq!(other.book.cost_bps, 1.0);
+    // period comes from the global table, multiplier from the override.
+    assert!(matches!(es.scale, ScaleSpec::Atr { period: 20, multiplier, .. } if multiplier == 3.0), "{:?}", es.scale);
+    assert!(matches!(other.scale, ScaleSpec::Atr { period: 20, multiplier, .. } if multiplier == 2.0));
+}
+
+#[test]
+fn bad_value_in_a_key_override_names_the_key_table() {
+    let src = "[input]\npath = \"x\"\n[keys.\"ES\".fit]\nforgetting = 2.0\n";
+    let e = err(src);
+    let t = e.to_string();
+    assert!(t.contains("keys.\"ES\".fit"), "{t}");
+    assert_eq!(e.at.map(|a| a.0), Some(4), "{t}");
+    let e = err("[input]\npath = \"x\"\n[keys.\"ES\".fit]\nforgeting = 0.9\n");
+    assert!(e.to_string().contains("did you mean `forgetting`"), "{e}");
+}
+
+/// sigma_GRR read from a study file equals the AIAG MSA 4th ed. ANOVA result for that study
+/// (GRR = 0.3024, interaction pooled; see tests/data/aiag_msa4_grr.md).
+#[test]
+fn grr_scale_reads_sigma_from_a_study_file() {
+    let src = "[input]\npath = \"x\"\nrecord = \"measurement\"\n[zone.scale]\nkind = \"grr\"\nstudy = \"data/aiag_msa4_grr.csv\"\nmultiplier = 1.0\n";
+    let c = parse(src, Path::new("tests/run.toml")).unwrap();
+    match c.processor.defaults.scale {
+        ScaleSpec::Grr { sigma, .. } => assert!((sigma - 0.3024).abs() < 5e-4, "sigma {sigma}"),
+        ref s => panic!("{s:?}"),
+    }
+    let e = parse(
+        "[input]\npath = \"x\"\n[zone.scale]\nkind = \"grr\"\nstudy = \"nope.csv\"\n",
+        Path::new("tests/run.toml"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("nope.csv"), "{e}");
+    assert_eq!(e.at.map(|a| a.0), Some(5), "{e}");
+}
+
+#[test]
+fn baseline_is_l2_rls_with_the_same_signal_rules() {
+    let c = deadband::config::load(Path::new("config/market-atr.toml")).unwrap();
+    let b = c.baseline();
+    assert_eq!(b.defaults.fit.method, Method::Rls);
+    assert_eq!(b.defaults.fit.well, Well::Quadratic);
+    assert_eq!(b.defaults.trend, c.processor.defaults.trend);
+    assert_eq!(b.defaults.book, c.processor.defaults.book);
+    assert_eq!(b.params_for("SYM000").book.cost_bps, 5.0);
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let e = deadband::config::load(Path::new("no/such.toml")).unwrap_err();
+    assert!(e.to_string().contains("no/such.toml") && e.to_string().contains("--config"), "{e}");
+}
