@@ -48,14 +48,20 @@ fn wells(c: &mut Criterion) {
         Well::Quadratic,
         Well::DeadZone,
         Well::SoftDeadZone { softness: 0.1 },
-        Well::SquareWell { depth: 1.0, sharpness: 0.1 },
+        Well::SquareWell {
+            depth: 1.0,
+            sharpness: 0.1,
+        },
         Well::Gaussian { scale: 1.0 },
         Well::Reciprocal { scale: 1.0 },
         Well::Log { scale: 1.0 },
         Well::Huber { threshold: 1.345 },
         Well::Hybrid { knee: 3.0 },
     ];
-    let rs: Vec<f64> = series(1024).iter().map(|&(h, l, _)| (h - l) * 3.0 - 1.0).collect();
+    let rs: Vec<f64> = series(1024)
+        .iter()
+        .map(|&(h, l, _)| (h - l) * 3.0 - 1.0)
+        .collect();
     let mut g = c.benchmark_group("well_weight");
     for w in wells {
         g.bench_function(w.name(), |b| {
@@ -76,7 +82,11 @@ fn fitters(c: &mut Criterion) {
         for order in [1u8, 2] {
             let name = format!("{method:?}_order{order}").to_lowercase();
             g.bench_function(name, |b| {
-                let spec = FitSpec { method, order, ..FitSpec::default() };
+                let spec = FitSpec {
+                    method,
+                    order,
+                    ..FitSpec::default()
+                };
                 let mut f = Fitter::new(spec).unwrap();
                 let mut t = 0.0;
                 let mut i = 0;

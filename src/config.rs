@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::pipeline::{KeyParams, OutOfOrder, ProcessorConfig, TimeAxis};
+use crate::pipeline::{KeyParams, KeyPattern, OutOfOrder, ProcessorConfig, TimeAxis};
 use crate::record::RecordKind;
 use crate::signal::book::{BookSpec, Sizing};
 use crate::signal::compensate::{CompSpec, Trigger};
@@ -325,8 +325,20 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
     )?;
 
     let mut overrides = HashMap::new();
+    let mut patterns = Vec::new();
     for (name, ov) in &raw.keys {
         let span = ov.span();
+        let pattern = match KeyPattern::parse(name) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                return Err(loc.at(
+                    span,
+                    format!("[keys.\"{name}\"]: not a valid key pattern: {e}"),
+                    Some("use * and ? wildcards, or the exact key".into()),
+                ))
+            }
+        };
         let ov = ov.get_ref();
         // Each section: the global table with this key's table merged over it, then parsed again.
         let section = |title: &str, base: toml::Value, o: &Option<Spanned<toml::Table>>| {
@@ -360,7 +372,12 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
             &raw.spc,
             Some(name),
         )?;
-        overrides.insert(name.clone(), Arc::new(params));
+        match pattern {
+            Some(p) => patterns.push((p, Arc::new(params))),
+            None => {
+                overrides.insert(name.clone(), Arc::new(params));
+            }
+        }
     }
 
     let input = raw.input;
@@ -384,6 +401,7 @@ pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
             out_of_order: OutOfOrder::Drop,
             defaults: Arc::new(defaults),
             overrides,
+            patterns,
         },
         periods_per_year,
         kafka: raw.kafka,
@@ -422,6 +440,12 @@ impl Config {
             overrides: self
                 .processor
                 .overrides
+                .iter()
+                .map(|(k, p)| (k.clone(), Arc::new(to_baseline(p))))
+                .collect(),
+            patterns: self
+                .processor
+                .patterns
                 .iter()
                 .map(|(k, p)| (k.clone(), Arc::new(to_baseline(p))))
                 .collect(),

@@ -72,12 +72,49 @@ pub struct ProcessorConfig {
     pub record: RecordKind,
     pub out_of_order: OutOfOrder,
     pub defaults: Arc<KeyParams>,
+    /// Per-key settings by exact key name.
     pub overrides: HashMap<String, Arc<KeyParams>>,
+    /// Per-key settings by glob pattern (`*/bore`, `SYM0?`), tried in order when no exact name
+    /// matches.
+    pub patterns: Vec<(KeyPattern, Arc<KeyParams>)>,
 }
 
 impl ProcessorConfig {
+    /// The parameters of a key: its exact override, else the first matching pattern, else the
+    /// defaults. Called once per key, when the key first appears.
     pub fn params_for(&self, key: &str) -> &Arc<KeyParams> {
-        self.overrides.get(key).unwrap_or(&self.defaults)
+        if let Some(p) = self.overrides.get(key) {
+            return p;
+        }
+        self.patterns
+            .iter()
+            .find(|(pat, _)| pat.0.matches(key))
+            .map_or(&self.defaults, |(_, p)| p)
+    }
+
+    /// Every distinct parameter set with the name it is configured under (`None` = defaults).
+    fn all_params(&self) -> impl Iterator<Item = (Option<&str>, &Arc<KeyParams>)> {
+        std::iter::once((None, &self.defaults))
+            .chain(self.overrides.iter().map(|(k, p)| (Some(k.as_str()), p)))
+            .chain(self.patterns.iter().map(|(k, p)| (Some(k.0.as_str()), p)))
+    }
+}
+
+/// A `[keys."PATTERN"]` name containing glob characters (`*`, `?`, `[`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyPattern(pub glob::Pattern);
+
+impl KeyPattern {
+    /// `Some` when `name` is a valid pattern with at least one glob character.
+    pub fn parse(name: &str) -> Option<Result<KeyPattern, String>> {
+        if !name.contains(['*', '?', '[']) {
+            return None;
+        }
+        Some(
+            glob::Pattern::new(name)
+                .map(KeyPattern)
+                .map_err(|e| e.to_string()),
+        )
     }
 }
 

@@ -76,7 +76,10 @@ fn out_of_range_value_points_at_its_key_and_says_why() {
 fn well_parameters_that_do_not_apply_are_refused() {
     let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"huber\"\nsoftness = 0.2\n");
     assert_eq!(e.at, Some((5, 1)), "{e}");
-    assert!(e.to_string().contains("threshold"), "lists the huber's own parameter: {e}");
+    assert!(
+        e.to_string().contains("threshold"),
+        "lists the huber's own parameter: {e}"
+    );
 }
 
 #[test]
@@ -101,8 +104,14 @@ cost_bps = 7.5
     assert_eq!(es.book.cost_bps, 7.5);
     assert_eq!(other.book.cost_bps, 1.0);
     // period comes from the global table, multiplier from the override.
-    assert!(matches!(es.scale, ScaleSpec::Atr { period: 20, multiplier, .. } if multiplier == 3.0), "{:?}", es.scale);
-    assert!(matches!(other.scale, ScaleSpec::Atr { period: 20, multiplier, .. } if multiplier == 2.0));
+    assert!(
+        matches!(es.scale, ScaleSpec::Atr { period: 20, multiplier, .. } if multiplier == 3.0),
+        "{:?}",
+        es.scale
+    );
+    assert!(
+        matches!(other.scale, ScaleSpec::Atr { period: 20, multiplier, .. } if multiplier == 2.0)
+    );
 }
 
 #[test]
@@ -149,5 +158,34 @@ fn baseline_is_l2_rls_with_the_same_signal_rules() {
 #[test]
 fn missing_file_is_a_clear_error() {
     let e = deadband::config::load(Path::new("no/such.toml")).unwrap_err();
-    assert!(e.to_string().contains("no/such.toml") && e.to_string().contains("--config"), "{e}");
+    assert!(
+        e.to_string().contains("no/such.toml") && e.to_string().contains("--config"),
+        "{e}"
+    );
+}
+
+#[test]
+fn key_patterns_apply_to_matching_keys_and_exact_names_win() {
+    let src = r#"
+[input]
+path = "x"
+record = "measurement"
+[zone.scale]
+kind = "grr"
+sigma = 0.002
+[keys."*/bore".zone.scale]
+sigma = 0.0005
+[keys."M07/bore".zone.scale]
+sigma = 0.0009
+"#;
+    let c = parse(src, Path::new("run.toml")).unwrap();
+    let sigma = |k: &str| match c.processor.params_for(k).scale {
+        ScaleSpec::Grr { sigma, .. } => sigma,
+        ref s => panic!("{s:?}"),
+    };
+    assert_eq!(sigma("M01/bore"), 0.0005);
+    assert_eq!(sigma("M07/bore"), 0.0009);
+    assert_eq!(sigma("M01/length"), 0.002);
+    let e = err("[input]\npath = \"x\"\n[keys.\"[a\".fit]\norder = 1\n");
+    assert!(e.to_string().contains("pattern"), "{e}");
 }

@@ -46,7 +46,17 @@ fn bars(keys: usize, n: usize) -> Vec<(String, i64, Bar)> {
             *p = (*p + drift + u()).max(1.0);
             let high = open.max(*p) + u().abs() * 0.3;
             let low = open.min(*p) - u().abs() * 0.3;
-            out.push((format!("K{k}"), i as i64 * 60_000_000_000, Bar { open, high, low, close: *p, volume: None }));
+            out.push((
+                format!("K{k}"),
+                i as i64 * 60_000_000_000,
+                Bar {
+                    open,
+                    high,
+                    low,
+                    close: *p,
+                    volume: None,
+                },
+            ));
         }
     }
     out
@@ -55,7 +65,14 @@ fn bars(keys: usize, n: usize) -> Vec<(String, i64, Bar)> {
 fn run(p: &mut Processor, recs: &[(String, i64, Bar)]) -> Vec<Event> {
     let mut out = Vec::new();
     for (k, ts, b) in recs {
-        let _ = p.process(&Record { key: k, ts: *ts, payload: Payload::Bar(*b) }, &mut out);
+        let _ = p.process(
+            &Record {
+                key: k,
+                ts: *ts,
+                payload: Payload::Bar(*b),
+            },
+            &mut out,
+        );
     }
     out
 }
@@ -66,41 +83,119 @@ fn trend_and_rebalance_events_with_deterministic_ids() {
     let a = run(&mut processor(MARKET), &recs);
     let b = run(&mut processor(MARKET), &recs);
     assert_eq!(a, b, "same input, same events");
-    assert!(a.iter().any(|e| matches!(e.body, EventBody::Trend { direction: 1, .. })));
-    assert!(a.iter().any(|e| matches!(e.body, EventBody::Trend { direction: -1, .. })));
-    assert!(a.iter().any(|e| matches!(e.body, EventBody::Rebalance { .. })));
+    assert!(a
+        .iter()
+        .any(|e| matches!(e.body, EventBody::Trend { direction: 1, .. })));
+    assert!(a
+        .iter()
+        .any(|e| matches!(e.body, EventBody::Trend { direction: -1, .. })));
+    assert!(a
+        .iter()
+        .any(|e| matches!(e.body, EventBody::Rebalance { .. })));
     let mut ids: Vec<String> = a.iter().map(Event::id).collect();
     let n = ids.len();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), n, "ids are unique");
-    assert!(a[0].id().starts_with(&format!("{}:{}:", a[0].key, a[0].seq)));
+    assert!(a[0]
+        .id()
+        .starts_with(&format!("{}:{}:", a[0].key, a[0].seq)));
 }
 
 #[test]
 fn invalid_records_are_rejected_by_reason_and_good_ones_kept() {
     let mut p = processor(MARKET);
     let mut out = Vec::new();
-    let good = Bar { open: 10.0, high: 11.0, low: 9.0, close: 10.5, volume: Some(5.0) };
+    let good = Bar {
+        open: 10.0,
+        high: 11.0,
+        low: 9.0,
+        close: 10.5,
+        volume: Some(5.0),
+    };
     let cases = [
-        (Bar { close: f64::NAN, ..good }, Invalid::NotFinite),
+        (
+            Bar {
+                close: f64::NAN,
+                ..good
+            },
+            Invalid::NotFinite,
+        ),
         (Bar { high: 8.0, ..good }, Invalid::HighBelowLow),
-        (Bar { close: 12.0, ..good }, Invalid::OutsideRange),
-        (Bar { open: 0.0, low: 0.0, ..good }, Invalid::NonPositivePrice),
-        (Bar { volume: Some(f64::INFINITY), ..good }, Invalid::NotFinite),
+        (
+            Bar {
+                close: 12.0,
+                ..good
+            },
+            Invalid::OutsideRange,
+        ),
+        (
+            Bar {
+                open: 0.0,
+                low: 0.0,
+                ..good
+            },
+            Invalid::NonPositivePrice,
+        ),
+        (
+            Bar {
+                volume: Some(f64::INFINITY),
+                ..good
+            },
+            Invalid::NotFinite,
+        ),
     ];
     let mut ts = 0;
     for (bad, why) in cases {
         ts += 1;
-        let r = p.process(&Record { key: "A", ts, payload: Payload::Bar(bad) }, &mut out);
+        let r = p.process(
+            &Record {
+                key: "A",
+                ts,
+                payload: Payload::Bar(bad),
+            },
+            &mut out,
+        );
         assert_eq!(r, Err(Reject::Invalid(why)));
         ts += 1;
-        let r = p.process(&Record { key: "A", ts, payload: Payload::Bar(good) }, &mut out);
+        let r = p.process(
+            &Record {
+                key: "A",
+                ts,
+                payload: Payload::Bar(good),
+            },
+            &mut out,
+        );
         assert!(r.is_ok(), "good record after a bad one is processed");
     }
-    let m = Payload::Measurement(Measurement { value: 1.0, nominal: None, lsl: None, usl: None });
-    assert_eq!(p.process(&Record { key: "A", ts: 100, payload: m }, &mut out), Err(Reject::Invalid(Invalid::WrongKind)));
-    assert_eq!(p.process(&Record { key: "", ts: 101, payload: Payload::Bar(good) }, &mut out), Err(Reject::Invalid(Invalid::EmptyKey)));
+    let m = Payload::Measurement(Measurement {
+        value: 1.0,
+        nominal: None,
+        lsl: None,
+        usl: None,
+    });
+    assert_eq!(
+        p.process(
+            &Record {
+                key: "A",
+                ts: 100,
+                payload: m
+            },
+            &mut out
+        ),
+        Err(Reject::Invalid(Invalid::WrongKind))
+    );
+    assert_eq!(
+        p.process(
+            &Record {
+                key: "",
+                ts: 101,
+                payload: Payload::Bar(good)
+            },
+            &mut out
+        ),
+        Err(Reject::Invalid(Invalid::EmptyKey))
+    );
     let c = p.counters();
     assert_eq!(c.ok, 5);
     assert_eq!(c.invalid[Invalid::NotFinite.index()], 2);
@@ -111,19 +206,96 @@ fn invalid_records_are_rejected_by_reason_and_good_ones_kept() {
 
 #[test]
 fn late_records_dropped_or_accepted_and_duplicates_dropped() {
-    let good = Payload::Bar(Bar { open: 10.0, high: 11.0, low: 9.0, close: 10.5, volume: None });
+    let good = Payload::Bar(Bar {
+        open: 10.0,
+        high: 11.0,
+        low: 9.0,
+        close: 10.5,
+        volume: None,
+    });
     let mut p = processor(MARKET);
     let mut out = Vec::new();
-    assert!(p.process(&Record { key: "A", ts: 10, payload: good }, &mut out).is_ok());
-    assert_eq!(p.process(&Record { key: "A", ts: 10, payload: good }, &mut out), Err(Reject::Duplicate));
-    assert_eq!(p.process(&Record { key: "A", ts: 5, payload: good }, &mut out), Err(Reject::OutOfOrder));
-    assert!(p.process(&Record { key: "B", ts: 5, payload: good }, &mut out).is_ok(), "order is per key");
+    assert!(p
+        .process(
+            &Record {
+                key: "A",
+                ts: 10,
+                payload: good
+            },
+            &mut out
+        )
+        .is_ok());
+    assert_eq!(
+        p.process(
+            &Record {
+                key: "A",
+                ts: 10,
+                payload: good
+            },
+            &mut out
+        ),
+        Err(Reject::Duplicate)
+    );
+    assert_eq!(
+        p.process(
+            &Record {
+                key: "A",
+                ts: 5,
+                payload: good
+            },
+            &mut out
+        ),
+        Err(Reject::OutOfOrder)
+    );
+    assert!(
+        p.process(
+            &Record {
+                key: "B",
+                ts: 5,
+                payload: good
+            },
+            &mut out
+        )
+        .is_ok(),
+        "order is per key"
+    );
     assert_eq!((p.counters().duplicate, p.counters().out_of_order), (1, 1));
 
-    let mut q = processor(&MARKET.replace("[input]\npath = \"x\"", "[input]\npath = \"x\"\nout_of_order = \"accept\""));
-    assert!(q.process(&Record { key: "A", ts: 10, payload: good }, &mut out).is_ok());
-    assert!(q.process(&Record { key: "A", ts: 5, payload: good }, &mut out).is_ok());
-    assert_eq!(q.process(&Record { key: "A", ts: 10, payload: good }, &mut out), Err(Reject::Duplicate));
+    let mut q = processor(&MARKET.replace(
+        "[input]\npath = \"x\"",
+        "[input]\npath = \"x\"\nout_of_order = \"accept\"",
+    ));
+    assert!(q
+        .process(
+            &Record {
+                key: "A",
+                ts: 10,
+                payload: good
+            },
+            &mut out
+        )
+        .is_ok());
+    assert!(q
+        .process(
+            &Record {
+                key: "A",
+                ts: 5,
+                payload: good
+            },
+            &mut out
+        )
+        .is_ok());
+    assert_eq!(
+        q.process(
+            &Record {
+                key: "A",
+                ts: 10,
+                payload: good
+            },
+            &mut out
+        ),
+        Err(Reject::Duplicate)
+    );
 }
 
 /// A processor restored from snapshots taken halfway emits exactly the events an uninterrupted
@@ -135,10 +307,13 @@ fn snapshot_restore_continues_exactly() {
     let half = recs.len() / 2;
     let mut first = processor(MARKET);
     let mut events = run(&mut first, &recs[..half]);
-    let snaps: Vec<(String, Vec<u8>)> = (0..3).map(|k| format!("K{k}")).map(|k| {
-        let s = first.snapshot(&k).unwrap();
-        (k, s)
-    }).collect();
+    let snaps: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|k| format!("K{k}"))
+        .map(|k| {
+            let s = first.snapshot(&k).unwrap();
+            (k, s)
+        })
+        .collect();
     drop(first);
     let mut second = processor(MARKET);
     for (k, s) in &snaps {
@@ -146,7 +321,10 @@ fn snapshot_restore_continues_exactly() {
     }
     events.extend(run(&mut second, &recs[half..]));
     assert_eq!(events, whole);
-    assert!(second.restore("K0", b"{\"v\":99,\"state\":{}}").is_err(), "unknown versions are refused");
+    assert!(
+        second.restore("K0", b"{\"v\":99,\"state\":{}}").is_err(),
+        "unknown versions are refused"
+    );
 }
 
 /// Changing records after t changes no event at or before t.
@@ -163,7 +341,12 @@ fn no_look_ahead() {
         }
     }
     let other = run(&mut processor(MARKET), &changed);
-    let upto = |v: &[Event]| v.iter().filter(|e| e.ts <= cut_ts).cloned().collect::<Vec<_>>();
+    let upto = |v: &[Event]| {
+        v.iter()
+            .filter(|e| e.ts <= cut_ts)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     assert_eq!(upto(&base), upto(&other));
     assert_ne!(base, other, "the change does matter after the cut");
 }
@@ -204,9 +387,23 @@ fn predictive_compensation_keeps_a_drifting_feature_in_tolerance() {
     for i in 0..600 {
         let true_value = 10.0 + 0.0005 * i as f64 + offset;
         let value = true_value + noise();
-        let m = Measurement { value, nominal: Some(10.0), lsl: Some(9.98), usl: Some(10.02) };
+        let m = Measurement {
+            value,
+            nominal: Some(10.0),
+            lsl: Some(9.98),
+            usl: Some(10.02),
+        };
         let before = out.len();
-        let acc = p.process(&Record { key: "M1/d", ts: i, payload: Payload::Measurement(m) }, &mut out).unwrap();
+        let acc = p
+            .process(
+                &Record {
+                    key: "M1/d",
+                    ts: i,
+                    payload: Payload::Measurement(m),
+                },
+                &mut out,
+            )
+            .unwrap();
         oot += usize::from(acc.out_of_tolerance == Some(true));
         for e in &out[before..] {
             if let EventBody::ToolCompensation { offset: o, .. } = e.body {
@@ -214,7 +411,10 @@ fn predictive_compensation_keeps_a_drifting_feature_in_tolerance() {
             }
         }
     }
-    let comps = out.iter().filter(|e| matches!(e.body, EventBody::ToolCompensation { .. })).count();
+    let comps = out
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::ToolCompensation { .. }))
+        .count();
     // 0.3 of drift over 600 parts against a 0.02 half tolerance: at least 0.3/0.04 compensations.
     assert!(comps >= 7, "compensations: {comps}");
     assert_eq!(oot, 0, "closed loop stays in tolerance");

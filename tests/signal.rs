@@ -16,13 +16,21 @@ fn close(a: f64, b: f64) -> bool {
 /// trades back to 1 (turnover 0.1, cost 0.0001); bar 3 earns 0.
 #[test]
 fn book_matches_a_hand_computed_example() {
-    let spec = BookSpec { sizing: Sizing::Sign, cost_bps: 10.0, band: 0.05, weight: 1.0 };
+    let spec = BookSpec {
+        sizing: Sizing::Sign,
+        cost_bps: 10.0,
+        band: 0.05,
+        weight: 1.0,
+    };
     let mut b = Book::default();
     let s0 = b.on_close(&spec, 100.0);
     assert!(s0.trade.is_none() && s0.gross == 0.0);
     b.decide(spec.target(1, 1.0));
     let s1 = b.on_close(&spec, 110.0);
-    assert_eq!(s1.gross, 0.0, "no look-ahead: the decision does not earn the bar it was made on");
+    assert_eq!(
+        s1.gross, 0.0,
+        "no look-ahead: the decision does not earn the bar it was made on"
+    );
     let t1 = s1.trade.expect("trade on the next bar");
     assert_eq!((t1.from, t1.to), (0.0, 1.0));
     assert!(close(t1.cost, 0.001));
@@ -42,15 +50,24 @@ fn book_matches_a_hand_computed_example() {
 
 #[test]
 fn drift_inside_the_band_is_not_traded_but_exits_always_are() {
-    let spec = BookSpec { band: 0.5, ..BookSpec::default() };
+    let spec = BookSpec {
+        band: 0.5,
+        ..BookSpec::default()
+    };
     let mut b = Book::default();
     b.on_close(&spec, 100.0);
     b.decide(1.0);
     assert!(b.on_close(&spec, 100.0).trade.is_some());
     b.decide(1.0);
-    assert!(b.on_close(&spec, 120.0).trade.is_none(), "0.2 drift < 0.5 band");
+    assert!(
+        b.on_close(&spec, 120.0).trade.is_none(),
+        "0.2 drift < 0.5 band"
+    );
     b.decide(0.0);
-    let exit = b.on_close(&spec, 120.0).trade.expect("flat target is always executed");
+    let exit = b
+        .on_close(&spec, 120.0)
+        .trade
+        .expect("flat target is always executed");
     assert!(close(exit.to, 0.0));
 }
 
@@ -62,9 +79,17 @@ fn perf_matches_hand_computed_statistics() {
     for r in [0.01, -0.02, 0.03] {
         p.push(r);
     }
-    assert!((p.sharpe(None) - 0.264_906).abs() < 1e-6, "{}", p.sharpe(None));
+    assert!(
+        (p.sharpe(None) - 0.264_906).abs() < 1e-6,
+        "{}",
+        p.sharpe(None)
+    );
     assert!((p.sharpe(Some(252.0)) - 0.264_906 * 252f64.sqrt()).abs() < 1e-5);
-    assert!((p.max_drawdown() + 0.02).abs() < 1e-12, "{}", p.max_drawdown());
+    assert!(
+        (p.max_drawdown() + 0.02).abs() < 1e-12,
+        "{}",
+        p.max_drawdown()
+    );
     assert!((p.hit_rate() - 2.0 / 3.0).abs() < 1e-12);
     assert!((p.equity() - 1.01 * 0.98 * 1.03).abs() < 1e-12);
 }
@@ -99,16 +124,31 @@ fn portfolio_groups_records_by_timestamp() {
 
 #[test]
 fn trend_has_hysteresis_and_reports_changes_only() {
-    let spec = TrendSpec { horizon: 10.0, enter: 1.0, exit: 0.5, saturate: 2.0, warmup: 0 };
+    let spec = TrendSpec {
+        horizon: 10.0,
+        enter: 1.0,
+        exit: 0.5,
+        saturate: 2.0,
+        warmup: 0,
+    };
     let eps = 1.0;
     let mut t = Trend::default();
     // slope x horizon in eps units: 0.9 (no), 1.1 (enter up), 0.6 (hold), 0.4 (exit), -1.5 (down)
-    let steps = [(0.09, false, 0), (0.11, true, 1), (0.06, false, 1), (0.04, true, 0), (-0.15, true, -1)];
+    let steps = [
+        (0.09, false, 0),
+        (0.11, true, 1),
+        (0.06, false, 1),
+        (0.04, true, 0),
+        (-0.15, true, -1),
+    ];
     for (slope, changed, dir) in steps {
         assert_eq!(t.update(&spec, slope, eps), changed, "slope {slope}");
         assert_eq!(t.direction, dir, "slope {slope}");
     }
-    assert!((t.strength - 0.75).abs() < 1e-12, "1.5 eps of a 2 eps saturation");
+    assert!(
+        (t.strength - 0.75).abs() < 1e-12,
+        "1.5 eps of a 2 eps saturation"
+    );
     // A flip straight from down to up.
     assert!(t.update(&spec, 0.3, eps));
     assert_eq!((t.direction, t.strength), (1, 1.0));
@@ -116,8 +156,17 @@ fn trend_has_hysteresis_and_reports_changes_only() {
 
 #[test]
 fn compensation_fires_when_the_prediction_leaves_the_guarded_tolerance() {
-    let spec = CompSpec { horizon: 5.0, guard: 0.1, cooldown: 3, ..CompSpec::default() };
-    let part = Spec { nominal: 10.0, lsl: 9.0, usl: 11.0 };
+    let spec = CompSpec {
+        horizon: 5.0,
+        guard: 0.1,
+        cooldown: 3,
+        ..CompSpec::default()
+    };
+    let part = Spec {
+        nominal: 10.0,
+        lsl: 9.0,
+        usl: 11.0,
+    };
     let mut c = Compensator::default();
     c.tick();
     // level 10.3 + 0.1 x 5 = 10.8 -> 0.8 < 1 - 0.1: no.
