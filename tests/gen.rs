@@ -665,8 +665,9 @@ fn gauge_noise_has_sigma_grr_and_outliers_are_gross_and_rare() {
 fn tool_wear_is_linear_per_tool_life_and_leaves_spec_before_the_change() {
     let p = SensorParams::default();
     let (keys, rows) = (6, 30_000);
-    // (key, tool) -> rows in part order
-    let mut lives: BTreeMap<(String, i64), Vec<(f64, f64, f64, bool)>> = BTreeMap::new();
+    // (key, tool) -> (part number, value, true_value, outlier) in part order
+    type Life = Vec<(f64, f64, f64, bool)>;
+    let mut lives: BTreeMap<(String, i64), Life> = BTreeMap::new();
     let mut spec = BTreeMap::new();
     let mut drift = BTreeMap::new();
     let mut sigma = BTreeMap::new();
