@@ -23,10 +23,32 @@ use parquet::file::metadata::ParquetMetaData;
 /// 2024-01-02T00:00:00Z: 19724 days after 1970-01-01, in ns.
 const JAN_2_2024_NS: i64 = 19_724 * 86_400 * 1_000_000_000;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("deadband-gen-test-{}", std::process::id()));
+/// A path in a per-process temp directory; the file is removed when the guard drops.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let dir = std::env::temp_dir().join("deadband-gen-test");
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    Scratch(dir.join(format!("{}-{name}", std::process::id())))
 }
 
 fn read(
@@ -749,8 +771,24 @@ fn errors_name_the_problem_and_the_fix() {
     let err = write_market(&GenOptions::new(1, 10, 0), &missing).unwrap_err();
     assert!(matches!(err, GenError::Create { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("no/such/dir/out.parquet"), "{msg}");
+    assert!(msg.contains(&*missing.to_string_lossy()), "{msg}");
     assert!(msg.contains("directory exists"), "{msg}");
+
+    // The destination is a directory: the data is written to a temp file, the final move
+    // fails, and the temp file is cleaned up.
+    let dir = std::env::temp_dir()
+        .join("deadband-gen-test")
+        .join(format!("{}-a-dir.parquet", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = write_sensor(&GenOptions::new(1, 10, 0), &dir).unwrap_err();
+    assert!(matches!(err, GenError::Finish { .. }), "{err:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("a-dir.parquet.partial"))
+        .collect();
+    std::fs::remove_dir(&dir).unwrap();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let err = write_sensor(&GenOptions::new(0, 10, 0), &scratch("x.parquet")).unwrap_err();
     assert!(err.to_string().contains("--keys"), "{err}");
