@@ -1,0 +1,1311 @@
+//! Synthetic market bars and sensor measurements with ground truth, written to Parquet.
+//!
+//! Two generators feed demos, tests and benchmarks with data whose hidden state is known:
+//!
+//! * [`MarketGen`] — 1-minute OHLCV bars from a regime-switching process: a two-state Markov
+//!   chain switches between calm and turbulent volatility, the drift is piecewise constant
+//!   (including flat stretches), innovations are Student-t scaled to unit variance, and rare
+//!   jumps add spikes. Ground truth: `true_trend`, `regime`, `jump`.
+//! * [`SensorGen`] — one measurement per part every 30 s per machine feature, with linear tool
+//!   wear, tool changes that reset the drift with a new small offset, Gaussian gauge noise of a
+//!   known sigma (a fraction of the tolerance) and rare gross gauge errors. Ground truth:
+//!   `true_value`, `true_drift`, `tool`, `outlier`, `sigma_grr`.
+//!
+//! [`write_market`] and [`write_sensor`] stream either generator into a Snappy-compressed Parquet
+//! file in fixed-size record batches, so memory stays bounded whatever the row count.
+//!
+//! Choices where the design is silent:
+//! * Rows are ordered by `ts`, then `key`; every key shares one time grid. Key names are
+//!   zero-padded so that string order equals generation order (`SYM000`…; `SYM0000`… from 1001
+//!   keys on).
+//! * Each key draws from its own ChaCha8 stream (seed mixed through SplitMix64, stream = key
+//!   index), so a key's series does not depend on how many keys are generated nor on the batch
+//!   size. All samplers (normal, Student-t, exponential) are written here on top of raw `u64`s,
+//!   so the data depends only on ChaCha8 and this file, not on a distribution crate's version.
+//!   Rows are identical for the same seed on the same platform; `ln`/`exp` come from the
+//!   platform's libm, which may differ in the last bit elsewhere.
+//! * A bar's `ts` is the start of its minute. Bars are continuous (24/7): a bar opens at the
+//!   previous close, so `ln(close / open)` is exactly that bar's log return.
+//! * Prices are not rounded to a tick size (rounding would break the exact ground truth);
+//!   volume is rounded to whole units.
+//! * The file is written to a temporary sibling and renamed into place when complete, so a
+//!   reader never sees a half-written file.
+//! * All columns are non-nullable: the generators never produce missing values.
+
+use std::fmt;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringBuilder,
+    TimestampNanosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// 2024-01-02T00:00:00Z in nanoseconds since the Unix epoch: the default first timestamp.
+pub const DEFAULT_START_TS: i64 = 1_704_153_600_000_000_000;
+
+/// Default rows per Arrow record batch handed to the Parquet writer.
+pub const DEFAULT_BATCH_ROWS: usize = 65_536;
+
+/// Rows per Parquet row group. The writer buffers one encoded row group in memory, so this
+/// bounds the writer's memory together with the batch size.
+pub const ROW_GROUP_ROWS: usize = 262_144;
+
+/// Spacing of market bars: one minute, in nanoseconds.
+pub const BAR_INTERVAL_NS: i64 = 60_000_000_000;
+
+/// Spacing of parts on every machine: 30 seconds, in nanoseconds.
+pub const PART_INTERVAL_NS: i64 = 30_000_000_000;
+
+/// Domain tags so market and sensor streams of the same seed are unrelated.
+const MARKET_DOMAIN: u64 = 0x6d61_726b_6574_0001;
+const SENSOR_DOMAIN: u64 = 0x7365_6e73_6f72_0002;
+
+// ---------------------------------------------------------------------------------------------
+// Options, parameters, summary, errors
+// ---------------------------------------------------------------------------------------------
+
+/// What to generate: size, seed, time origin, batch size and the model parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenOptions {
+    /// Number of keys (symbols, or machine features).
+    pub keys: usize,
+    /// Rows per key.
+    pub rows: usize,
+    /// Seed: the same seed gives the same rows, a different seed different rows.
+    pub seed: u64,
+    /// Timestamp of the first row, ns since the Unix epoch (default [`DEFAULT_START_TS`]).
+    pub start_ts: i64,
+    /// Rows per record batch when writing (default [`DEFAULT_BATCH_ROWS`]).
+    pub batch_rows: usize,
+    /// Parameters of the market process.
+    pub market: MarketParams,
+    /// Parameters of the sensor process.
+    pub sensor: SensorParams,
+}
+
+impl GenOptions {
+    /// Options with `keys` keys of `rows` rows each from `seed`, everything else default.
+    pub fn new(keys: usize, rows: usize, seed: u64) -> Self {
+        GenOptions {
+            keys,
+            rows,
+            seed,
+            ..GenOptions::default()
+        }
+    }
+
+    /// Checks sizes and parameters; returns what is wrong and how to fix it.
+    pub fn validate(&self) -> Result<(), GenError> {
+        let bad = |what: String| Err(GenError::InvalidOptions { what });
+        if self.keys == 0 {
+            return bad("--keys must be at least 1".into());
+        }
+        if self.rows == 0 {
+            return bad("--rows must be at least 1 (rows per key)".into());
+        }
+        if self.batch_rows == 0 {
+            return bad("batch_rows must be at least 1".into());
+        }
+        if self.keys.checked_mul(self.rows).is_none() {
+            return bad(format!(
+                "{} keys x {} rows overflows the row count; use fewer rows",
+                self.keys, self.rows
+            ));
+        }
+        let step = BAR_INTERVAL_NS.max(PART_INTERVAL_NS);
+        let span = i64::try_from(self.rows - 1)
+            .ok()
+            .and_then(|n| n.checked_mul(step))
+            .and_then(|d| self.start_ts.checked_add(d));
+        if span.is_none() {
+            return bad(format!(
+                "{} rows from start_ts {} run past the largest timestamp (year 2262); \
+                 use fewer rows or an earlier start",
+                self.rows, self.start_ts
+            ));
+        }
+        self.market.validate()?;
+        self.sensor.validate()
+    }
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions {
+            keys: 4,
+            rows: 10_000,
+            seed: 0,
+            start_ts: DEFAULT_START_TS,
+            batch_rows: DEFAULT_BATCH_ROWS,
+            market: MarketParams::default(),
+            sensor: SensorParams::default(),
+        }
+    }
+}
+
+/// Parameters of the regime-switching market process. Volatilities are per 1-minute bar in
+/// log-return units; ranges `(lo, hi)` are sampled once per key (or per segment / jump).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketParams {
+    /// Turbulent volatility as a multiple of the key's calm volatility (default 3).
+    pub turbulent_vol_ratio: f64,
+    /// Mean length of a calm spell in bars (geometric; default 2000).
+    pub mean_calm_bars: f64,
+    /// Mean length of a turbulent spell in bars (geometric; default 500). With the default
+    /// calm length, about 20 % of bars are turbulent.
+    pub mean_turbulent_bars: f64,
+    /// Mean length of a trend segment in bars (geometric; default 720, half a day).
+    pub mean_trend_bars: f64,
+    /// Probability that a new trend segment is flat, drift exactly 0 (default 0.3).
+    pub flat_trend_prob: f64,
+    /// Range of |drift| per bar, as a multiple of the key's calm volatility (default
+    /// 0.02..0.10); the sign is a coin flip.
+    pub trend_strength: (f64, f64),
+    /// Degrees of freedom of the Student-t innovations (integer, at least 3; default 5 —
+    /// excess kurtosis 6 / (dof - 4) = 6). Innovations are scaled to unit variance.
+    pub tail_dof: u32,
+    /// Probability of a jump per bar and key (default 1/5000).
+    pub jump_prob: f64,
+    /// Range of |jump| in multiples of the calm volatility (default 8..20); sign a coin flip.
+    pub jump_size: (f64, f64),
+    /// Range of calm volatility per bar; each key draws log-uniformly (default 0.0004..0.0015,
+    /// i.e. about 1.5 %..5.7 % per 24 h day).
+    pub calm_vol: (f64, f64),
+    /// Range of starting prices; each key draws log-uniformly (default 10..1000).
+    pub start_price: (f64, f64),
+    /// Range of mean volume per bar; each key draws log-uniformly (default 1e3..1e5).
+    pub mean_volume: (f64, f64),
+}
+
+impl Default for MarketParams {
+    fn default() -> Self {
+        MarketParams {
+            turbulent_vol_ratio: 3.0,
+            mean_calm_bars: 2000.0,
+            mean_turbulent_bars: 500.0,
+            mean_trend_bars: 720.0,
+            flat_trend_prob: 0.3,
+            trend_strength: (0.02, 0.10),
+            tail_dof: 5,
+            jump_prob: 1.0 / 5000.0,
+            jump_size: (8.0, 20.0),
+            calm_vol: (0.0004, 0.0015),
+            start_price: (10.0, 1000.0),
+            mean_volume: (1e3, 1e5),
+        }
+    }
+}
+
+impl MarketParams {
+    fn validate(&self) -> Result<(), GenError> {
+        let mut problems = Vec::new();
+        if !(self.turbulent_vol_ratio.is_finite() && self.turbulent_vol_ratio > 0.0) {
+            problems.push("turbulent_vol_ratio must be > 0".to_string());
+        }
+        for (name, v) in [
+            ("mean_calm_bars", self.mean_calm_bars),
+            ("mean_turbulent_bars", self.mean_turbulent_bars),
+            ("mean_trend_bars", self.mean_trend_bars),
+        ] {
+            if !(v.is_finite() && v >= 1.0) {
+                problems.push(format!("{name} must be >= 1 bar"));
+            }
+        }
+        for (name, p) in [
+            ("flat_trend_prob", self.flat_trend_prob),
+            ("jump_prob", self.jump_prob),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                problems.push(format!("{name} must be within 0..=1"));
+            }
+        }
+        if self.tail_dof < 3 {
+            problems.push("tail_dof must be >= 3 (finite variance)".into());
+        }
+        check_range(&mut problems, "trend_strength", self.trend_strength, false);
+        check_range(&mut problems, "jump_size", self.jump_size, false);
+        check_range(&mut problems, "calm_vol", self.calm_vol, true);
+        check_range(&mut problems, "start_price", self.start_price, true);
+        check_range(&mut problems, "mean_volume", self.mean_volume, true);
+        into_result(problems, "market")
+    }
+}
+
+/// Parameters of the machining process. Lengths are in the feature's unit (mm); `h` below is
+/// the half tolerance `(usl - lsl) / 2`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorParams {
+    /// Gauge noise sigma as a fraction of the full tolerance `usl - lsl` (default 1/60, so the
+    /// gauge uses 10 % of the tolerance at 6 sigma — an acceptable gauge by the AIAG rule).
+    pub grr_fraction: f64,
+    /// Range of tool life in parts, uniform integer (default 200..=600).
+    pub tool_life: (u32, u32),
+    /// Wear over the *shortest* tool life, in units of `h`, drawn per key (default 1.5..2.0).
+    /// Above `1 + max_offset` the uncompensated drift always leaves the spec before the tool
+    /// change.
+    pub wear_to_limit: (f64, f64),
+    /// Sd of the offset a new tool starts with, in units of `h` (default 0.1).
+    pub offset_sd: f64,
+    /// Largest |offset| of a new tool, in units of `h`; offsets are clipped (default 0.25).
+    pub max_offset: f64,
+    /// Probability of a gross gauge error per measurement (default 1/1000).
+    pub outlier_prob: f64,
+    /// Range of |gross error| in multiples of sigma_grr (default 10..40); sign a coin flip.
+    pub outlier_size: (f64, f64),
+}
+
+impl Default for SensorParams {
+    fn default() -> Self {
+        SensorParams {
+            grr_fraction: 1.0 / 60.0,
+            tool_life: (200, 600),
+            wear_to_limit: (1.5, 2.0),
+            offset_sd: 0.1,
+            max_offset: 0.25,
+            outlier_prob: 1.0 / 1000.0,
+            outlier_size: (10.0, 40.0),
+        }
+    }
+}
+
+impl SensorParams {
+    fn validate(&self) -> Result<(), GenError> {
+        let mut problems = Vec::new();
+        if !(self.grr_fraction.is_finite() && self.grr_fraction > 0.0) {
+            problems.push("grr_fraction must be > 0".to_string());
+        }
+        if self.tool_life.0 < 1 || self.tool_life.0 > self.tool_life.1 {
+            problems.push("tool_life must satisfy 1 <= lo <= hi".into());
+        }
+        check_range(&mut problems, "wear_to_limit", self.wear_to_limit, false);
+        check_range(&mut problems, "outlier_size", self.outlier_size, false);
+        if !(self.offset_sd.is_finite() && self.offset_sd >= 0.0) {
+            problems.push("offset_sd must be >= 0".into());
+        }
+        if !(self.max_offset.is_finite() && self.max_offset >= 0.0) {
+            problems.push("max_offset must be >= 0".into());
+        }
+        if !(0.0..=1.0).contains(&self.outlier_prob) {
+            problems.push("outlier_prob must be within 0..=1".into());
+        }
+        into_result(problems, "sensor")
+    }
+}
+
+/// Requires a finite range `lo <= hi` with `lo >= 0`, or `lo > 0` when `positive`.
+fn check_range(problems: &mut Vec<String>, name: &str, (lo, hi): (f64, f64), positive: bool) {
+    let lo_ok = if positive { lo > 0.0 } else { lo >= 0.0 };
+    if !(lo.is_finite() && hi.is_finite() && lo_ok && lo <= hi) {
+        let bound = if positive { "lo > 0" } else { "lo >= 0" };
+        problems.push(format!(
+            "{name} must be a finite range (lo, hi) with {bound} and lo <= hi"
+        ));
+    }
+}
+
+fn into_result(problems: Vec<String>, which: &str) -> Result<(), GenError> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(GenError::InvalidOptions {
+            what: format!("{which} parameters: {}", problems.join("; ")),
+        })
+    }
+}
+
+/// Which stream to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenKind {
+    /// OHLCV bars ([`MarketGen`]).
+    Market,
+    /// Measurements ([`SensorGen`]).
+    Sensor,
+}
+
+impl GenKind {
+    /// The CLI spelling: `market` or `sensor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GenKind::Market => "market",
+            GenKind::Sensor => "sensor",
+        }
+    }
+}
+
+impl fmt::Display for GenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GenKind {
+    type Err = GenError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "market" => Ok(GenKind::Market),
+            "sensor" => Ok(GenKind::Sensor),
+            other => Err(GenError::InvalidOptions {
+                what: format!("unknown stream kind {other:?}; use `market` or `sensor`"),
+            }),
+        }
+    }
+}
+
+/// Counts of hidden events in the generated data, for reports and sanity checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TruthCounts {
+    /// Market stream counts.
+    Market {
+        /// Rows in the turbulent regime.
+        turbulent_rows: u64,
+        /// Rows with a jump.
+        jumps: u64,
+    },
+    /// Sensor stream counts.
+    Sensor {
+        /// Tool changes (summed over keys; the first tool of each key is not a change).
+        tool_changes: u64,
+        /// Measurements with a gross gauge error.
+        outliers: u64,
+    },
+}
+
+/// What a write produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenSummary {
+    /// Which stream.
+    pub kind: GenKind,
+    /// The file written.
+    pub path: PathBuf,
+    /// Number of keys.
+    pub keys: usize,
+    /// Rows per key.
+    pub rows_per_key: usize,
+    /// Total rows (`keys * rows_per_key`).
+    pub rows: u64,
+    /// Record batches written.
+    pub batches: u64,
+    /// First `ts` in the file (ns).
+    pub first_ts: i64,
+    /// Last `ts` in the file (ns).
+    pub last_ts: i64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Hidden-event counts.
+    pub truth: TruthCounts,
+}
+
+impl fmt::Display for GenSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {} {} rows ({} keys x {}) to {} ({} bytes)",
+            self.rows,
+            self.kind,
+            self.keys,
+            self.rows_per_key,
+            self.path.display(),
+            self.bytes
+        )?;
+        match self.truth {
+            TruthCounts::Market {
+                turbulent_rows,
+                jumps,
+            } => write!(f, "; turbulent rows {turbulent_rows}, jumps {jumps}"),
+            TruthCounts::Sensor {
+                tool_changes,
+                outliers,
+            } => write!(f, "; tool changes {tool_changes}, outliers {outliers}"),
+        }
+    }
+}
+
+/// Errors of the generators. Each names what was wrong, where, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum GenError {
+    /// Sizes or parameters are out of range.
+    #[error("invalid generator options: {what}")]
+    InvalidOptions {
+        /// What is wrong and how to fix it.
+        what: String,
+    },
+    /// The output file could not be created.
+    #[error("cannot create {}: {source}; check that the directory exists and is writable", path.display())]
+    Create {
+        /// The file that could not be created.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Parquet encoding or writing failed.
+    #[error("writing Parquet to {} failed: {source}; check free disk space and permissions", path.display())]
+    Parquet {
+        /// The file being written.
+        path: PathBuf,
+        /// The writer's error.
+        source: ParquetError,
+    },
+    /// A record batch could not be assembled (a bug in the generator: please report it).
+    #[error("building a record batch for {} failed: {source}; this is a bug, please report it", path.display())]
+    Arrow {
+        /// The file being written.
+        path: PathBuf,
+        /// Arrow's error.
+        source: ArrowError,
+    },
+    /// The finished temporary file could not be moved into place.
+    #[error("cannot move the finished file to {}: {source}; check permissions of the directory", path.display())]
+    Finish {
+        /// The destination.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random numbers: raw ChaCha8 plus our own samplers
+// ---------------------------------------------------------------------------------------------
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Per-key random source: ChaCha8 with a seed expanded by SplitMix64 and the key as stream.
+struct KeyRng {
+    rng: ChaCha8Rng,
+    spare_normal: Option<f64>,
+}
+
+impl KeyRng {
+    fn new(seed: u64, domain: u64, key: usize) -> Self {
+        let mut state = seed ^ domain;
+        let mut bytes = [0u8; 32];
+        for chunk in bytes.chunks_exact_mut(8) {
+            chunk.copy_from_slice(&splitmix64(&mut state).to_le_bytes());
+        }
+        let mut rng = ChaCha8Rng::from_seed(bytes);
+        rng.set_stream(key as u64);
+        KeyRng {
+            rng,
+            spare_normal: None,
+        }
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    fn uniform(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in (0, 1]: safe for `ln`.
+    fn uniform_pos(&mut self) -> f64 {
+        1.0 - self.uniform()
+    }
+
+    fn between(&mut self, (lo, hi): (f64, f64)) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+
+    fn log_between(&mut self, (lo, hi): (f64, f64)) -> f64 {
+        (lo.ln() + (hi.ln() - lo.ln()) * self.uniform()).exp()
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.uniform() < p
+    }
+
+    fn sign(&mut self) -> f64 {
+        if self.rng.next_u64() >> 63 == 0 {
+            1.0
+        } else {
+            -1.0
+        }
+    }
+
+    /// Uniform integer in lo..=hi.
+    fn int_between(&mut self, lo: u32, hi: u32) -> u32 {
+        let span = u64::from(hi - lo) + 1;
+        lo + ((u128::from(self.rng.next_u64()) * u128::from(span)) >> 64) as u32
+    }
+
+    /// Standard normal by Box–Muller, using both outputs of each pair.
+    fn normal(&mut self) -> f64 {
+        if let Some(z) = self.spare_normal.take() {
+            return z;
+        }
+        let r = (-2.0 * self.uniform_pos().ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * self.uniform()).sin_cos();
+        self.spare_normal = Some(r * s);
+        r * c
+    }
+
+    /// Student-t with integer `dof` >= 3, scaled to unit variance: Z / sqrt(chi2_dof / dof)
+    /// with chi2 as a sum of squared normals, times sqrt((dof - 2) / dof).
+    fn student_t_unit(&mut self, dof: u32) -> f64 {
+        let z = self.normal();
+        let mut chi2 = 0.0;
+        for _ in 0..dof {
+            let g = self.normal();
+            chi2 += g * g;
+        }
+        let nu = f64::from(dof);
+        z / (chi2 / nu).sqrt() * ((nu - 2.0) / nu).sqrt()
+    }
+
+    /// Geometric number of bars >= 1 with the given mean.
+    fn duration(&mut self, mean: f64) -> u64 {
+        if mean <= 1.0 {
+            return 1;
+        }
+        let p = 1.0 / mean;
+        // Inverse CDF of the geometric distribution on 1, 2, ...
+        let n = (self.uniform_pos().ln() / (1.0 - p).ln()).ceil();
+        n.clamp(1.0, u64::MAX as f64) as u64
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Market
+// ---------------------------------------------------------------------------------------------
+
+/// Volatility regime of a market bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Regime {
+    /// The key's base volatility.
+    Calm,
+    /// Base volatility times [`MarketParams::turbulent_vol_ratio`].
+    Turbulent,
+}
+
+impl Regime {
+    /// The value in the `regime` column: `calm` or `turbulent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Regime::Calm => "calm",
+            Regime::Turbulent => "turbulent",
+        }
+    }
+}
+
+/// One market bar with its ground truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketRow {
+    /// Symbol, e.g. `SYM000`.
+    pub key: Arc<str>,
+    /// Start of the bar, ns since the epoch (UTC).
+    pub ts: i64,
+    /// Open: the previous bar's close (the key's start price for the first bar).
+    pub open: f64,
+    /// High: >= max(open, close).
+    pub high: f64,
+    /// Low: <= min(open, close), > 0.
+    pub low: f64,
+    /// Close.
+    pub close: f64,
+    /// Traded volume, whole units, >= 1.
+    pub volume: f64,
+    /// Drift of this bar in log-return units (0 in flat stretches).
+    pub true_trend: f64,
+    /// Volatility regime of this bar.
+    pub regime: Regime,
+    /// Jump added to this bar's log return (0 for most bars).
+    pub jump: f64,
+}
+
+struct MarketKey {
+    name: Arc<str>,
+    rng: KeyRng,
+    calm_vol: f64,
+    mean_volume: f64,
+    log_close: f64,
+    regime: Regime,
+    trend: f64,
+    trend_left: u64,
+}
+
+/// Iterator over market bars, ordered by `ts` then key. Needs no file: use it in tests and
+/// benches directly. Yields `keys * rows` rows.
+pub struct MarketGen {
+    params: MarketParams,
+    keys: Vec<MarketKey>,
+    start_ts: i64,
+    rows: usize,
+    step: usize,
+    key: usize,
+}
+
+impl MarketGen {
+    /// A generator for `opts`; fails if the options are invalid.
+    pub fn new(opts: &GenOptions) -> Result<Self, GenError> {
+        opts.validate()?;
+        let p = opts.market.clone();
+        let width = digits(opts.keys - 1).max(3);
+        let p_turbulent = p.mean_turbulent_bars / (p.mean_calm_bars + p.mean_turbulent_bars);
+        let keys = (0..opts.keys)
+            .map(|k| {
+                let mut rng = KeyRng::new(opts.seed, MARKET_DOMAIN, k);
+                let calm_vol = rng.log_between(p.calm_vol);
+                let start = rng.log_between(p.start_price);
+                let mean_volume = rng.log_between(p.mean_volume);
+                // Start in the chain's stationary distribution.
+                let regime = if rng.chance(p_turbulent) {
+                    Regime::Turbulent
+                } else {
+                    Regime::Calm
+                };
+                MarketKey {
+                    name: format!("SYM{k:0width$}").into(),
+                    rng,
+                    calm_vol,
+                    mean_volume,
+                    log_close: start.ln(),
+                    regime,
+                    trend: 0.0,
+                    trend_left: 0,
+                }
+            })
+            .collect();
+        Ok(MarketGen {
+            params: p,
+            keys,
+            start_ts: opts.start_ts,
+            rows: opts.rows,
+            step: 0,
+            key: 0,
+        })
+    }
+
+    /// Total rows this generator yields.
+    pub fn total_rows(&self) -> u64 {
+        (self.keys.len() * self.rows) as u64
+    }
+
+    /// Key names in output order.
+    pub fn key_names(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| &*k.name)
+    }
+}
+
+impl Iterator for MarketGen {
+    type Item = MarketRow;
+
+    fn next(&mut self) -> Option<MarketRow> {
+        if self.step >= self.rows {
+            return None;
+        }
+        let ts = self.start_ts + self.step as i64 * BAR_INTERVAL_NS;
+        let p = &self.params;
+        let k = &mut self.keys[self.key];
+        let rng = &mut k.rng;
+
+        // Regime: from the second bar on, leave the current state with probability 1/mean.
+        if self.step > 0 {
+            let mean = match k.regime {
+                Regime::Calm => p.mean_calm_bars,
+                Regime::Turbulent => p.mean_turbulent_bars,
+            };
+            if rng.chance(1.0 / mean) {
+                k.regime = match k.regime {
+                    Regime::Calm => Regime::Turbulent,
+                    Regime::Turbulent => Regime::Calm,
+                };
+            }
+        }
+        // Trend: a new segment when the current one is used up.
+        if k.trend_left == 0 {
+            k.trend_left = rng.duration(p.mean_trend_bars);
+            k.trend = if rng.chance(p.flat_trend_prob) {
+                0.0
+            } else {
+                rng.sign() * rng.between(p.trend_strength) * k.calm_vol
+            };
+        }
+        k.trend_left -= 1;
+
+        let vol = match k.regime {
+            Regime::Calm => k.calm_vol,
+            Regime::Turbulent => k.calm_vol * p.turbulent_vol_ratio,
+        };
+        let shock = rng.student_t_unit(p.tail_dof);
+        let jump = if rng.chance(p.jump_prob) {
+            rng.sign() * rng.between(p.jump_size) * k.calm_vol
+        } else {
+            0.0
+        };
+        let a = k.log_close;
+        let b = a + k.trend + vol * shock + jump;
+        // Extremes of a Brownian bridge from a to b with variance vol^2 over the bar: exact
+        // marginal draws by inverting P(max > m) = exp(-2 (m - a)(m - b) / vol^2).
+        let spread_hi = ((b - a).powi(2) - 2.0 * vol * vol * rng.uniform_pos().ln()).sqrt();
+        let spread_lo = ((b - a).powi(2) - 2.0 * vol * vol * rng.uniform_pos().ln()).sqrt();
+        let log_high = 0.5 * (a + b + spread_hi);
+        let log_low = 0.5 * (a + b - spread_lo);
+        // Volume grows with the size of the move and in turbulence.
+        let activity = 1.0 + shock.abs() + if jump != 0.0 { 3.0 } else { 0.0 };
+        let volume = (k.mean_volume * 0.5 * activity * (0.25 * rng.normal()).exp())
+            .round()
+            .max(1.0);
+        k.log_close = b;
+
+        let (open, close) = (a.exp(), b.exp());
+        let row = MarketRow {
+            key: Arc::clone(&k.name),
+            ts,
+            open,
+            // exp is monotone, but guard the last bit so the invariants hold exactly.
+            high: log_high.exp().max(open).max(close),
+            low: log_low.exp().min(open).min(close),
+            close,
+            volume,
+            true_trend: k.trend,
+            regime: k.regime,
+            jump,
+        };
+        self.key += 1;
+        if self.key == self.keys.len() {
+            self.key = 0;
+            self.step += 1;
+        }
+        Some(row)
+    }
+}
+
+/// Arrow schema of market files: design §2 bar columns, then ground truth
+/// (`true_trend` f64, `regime` utf8, `jump` f64).
+pub fn market_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("key", DataType::Utf8, false),
+        ts_field(),
+        Field::new("open", DataType::Float64, false),
+        Field::new("high", DataType::Float64, false),
+        Field::new("low", DataType::Float64, false),
+        Field::new("close", DataType::Float64, false),
+        Field::new("volume", DataType::Float64, false),
+        Field::new("true_trend", DataType::Float64, false),
+        Field::new("regime", DataType::Utf8, false),
+        Field::new("jump", DataType::Float64, false),
+    ]))
+}
+
+fn ts_field() -> Field {
+    Field::new(
+        "ts",
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        false,
+    )
+}
+
+#[derive(Default)]
+struct MarketColumns {
+    key: StringBuilder,
+    ts: Vec<i64>,
+    open: Vec<f64>,
+    high: Vec<f64>,
+    low: Vec<f64>,
+    close: Vec<f64>,
+    volume: Vec<f64>,
+    true_trend: Vec<f64>,
+    regime: StringBuilder,
+    jump: Vec<f64>,
+}
+
+impl Columns for MarketColumns {
+    type Row = MarketRow;
+
+    fn push(&mut self, r: &MarketRow) {
+        self.key.append_value(&*r.key);
+        self.ts.push(r.ts);
+        self.open.push(r.open);
+        self.high.push(r.high);
+        self.low.push(r.low);
+        self.close.push(r.close);
+        self.volume.push(r.volume);
+        self.true_trend.push(r.true_trend);
+        self.regime.append_value(r.regime.as_str());
+        self.jump.push(r.jump);
+    }
+
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.key.finish()),
+            ts_array(&mut self.ts),
+            f64_array(&mut self.open),
+            f64_array(&mut self.high),
+            f64_array(&mut self.low),
+            f64_array(&mut self.close),
+            f64_array(&mut self.volume),
+            f64_array(&mut self.true_trend),
+            Arc::new(self.regime.finish()),
+            f64_array(&mut self.jump),
+        ]
+    }
+}
+
+/// Writes `opts.keys * opts.rows` market bars to `path` (Parquet, Snappy), in batches of
+/// `opts.batch_rows` rows. Memory stays bounded by one batch plus one row group.
+pub fn write_market(opts: &GenOptions, path: &Path) -> Result<GenSummary, GenError> {
+    let gen = MarketGen::new(opts)?;
+    let (mut turbulent_rows, mut jumps) = (0u64, 0u64);
+    let rows = gen.inspect(|r| {
+        turbulent_rows += u64::from(r.regime == Regime::Turbulent);
+        jumps += u64::from(r.jump != 0.0);
+    });
+    let mut summary = write_rows(
+        GenKind::Market,
+        opts,
+        path,
+        market_schema(),
+        MarketColumns::default(),
+        rows,
+    )?;
+    summary.truth = TruthCounts::Market {
+        turbulent_rows,
+        jumps,
+    };
+    Ok(summary)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sensor
+// ---------------------------------------------------------------------------------------------
+
+/// Measured features per machine, in key (alphabetical) order: name, nominal, half tolerance
+/// (mm), and the direction tool wear moves the value (a bore shrinks, a turned diameter and a
+/// faced length grow).
+const FEATURES: [(&str, f64, f64, f64); 3] = [
+    ("bore", 12.0, 0.015, -1.0),
+    ("diameter", 25.0, 0.025, 1.0),
+    ("length", 120.0, 0.10, 1.0),
+];
+
+/// One measurement with its ground truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorRow {
+    /// Machine and feature, e.g. `M01/diameter`.
+    pub key: Arc<str>,
+    /// Time of the measurement, ns since the epoch (UTC); one part every 30 s.
+    pub ts: i64,
+    /// Measured value: `true_value` + gauge noise (+ a gross error on outliers).
+    pub value: f64,
+    /// Nominal size.
+    pub nominal: f64,
+    /// Lower spec limit.
+    pub lsl: f64,
+    /// Upper spec limit.
+    pub usl: f64,
+    /// Part serial, `P0000001` for the first part; counts per machine, so all features of a
+    /// part share it and every machine's n-th part has the same serial and `ts`.
+    pub part: String,
+    /// Value without gauge noise or gross error.
+    pub true_value: f64,
+    /// Drift of `true_value` per part in the current tool life (the wear rate).
+    pub true_drift: f64,
+    /// Tool counter of this key: 0 for the first tool, +1 at each tool change.
+    pub tool: i64,
+    /// Whether `value` carries a gross gauge error.
+    pub outlier: bool,
+    /// Gauge noise sigma of this key, `(usl - lsl) * grr_fraction`.
+    pub sigma_grr: f64,
+}
+
+struct SensorKey {
+    name: Arc<str>,
+    rng: KeyRng,
+    nominal: f64,
+    half_tol: f64,
+    drift: f64,
+    sigma_grr: f64,
+    tool: i64,
+    tool_left: u32,
+    tool_used: u32,
+    offset: f64,
+}
+
+/// Iterator over measurements, ordered by `ts` then key. Key `k` is machine `k / 3 + 1`,
+/// feature `bore`, `diameter` or `length` by `k % 3`. Yields `keys * rows` rows.
+pub struct SensorGen {
+    params: SensorParams,
+    keys: Vec<SensorKey>,
+    start_ts: i64,
+    rows: usize,
+    step: usize,
+    key: usize,
+}
+
+impl SensorGen {
+    /// A generator for `opts`; fails if the options are invalid.
+    pub fn new(opts: &GenOptions) -> Result<Self, GenError> {
+        opts.validate()?;
+        let p = opts.sensor.clone();
+        let machines = opts.keys.div_ceil(FEATURES.len());
+        let width = digits(machines).max(2);
+        let keys = (0..opts.keys)
+            .map(|k| {
+                let (feature, nominal, half_tol, direction) = FEATURES[k % FEATURES.len()];
+                let machine = k / FEATURES.len() + 1;
+                let mut rng = KeyRng::new(opts.seed, SENSOR_DOMAIN, k);
+                let wear = rng.between(p.wear_to_limit);
+                let drift = direction * wear * half_tol / f64::from(p.tool_life.0);
+                let mut key = SensorKey {
+                    name: format!("M{machine:0width$}/{feature}").into(),
+                    rng,
+                    nominal,
+                    half_tol,
+                    drift,
+                    sigma_grr: 2.0 * half_tol * p.grr_fraction,
+                    tool: -1,
+                    tool_left: 0,
+                    tool_used: 0,
+                    offset: 0.0,
+                };
+                key.new_tool(&p);
+                key
+            })
+            .collect();
+        Ok(SensorGen {
+            params: p,
+            keys,
+            start_ts: opts.start_ts,
+            rows: opts.rows,
+            step: 0,
+            key: 0,
+        })
+    }
+
+    /// Total rows this generator yields.
+    pub fn total_rows(&self) -> u64 {
+        (self.keys.len() * self.rows) as u64
+    }
+
+    /// Key names in output order.
+    pub fn key_names(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| &*k.name)
+    }
+}
+
+impl SensorKey {
+    fn new_tool(&mut self, p: &SensorParams) {
+        self.tool += 1;
+        self.tool_left = self.rng.int_between(p.tool_life.0, p.tool_life.1);
+        self.tool_used = 0;
+        let m = p.max_offset * self.half_tol;
+        self.offset = (p.offset_sd * self.half_tol * self.rng.normal()).clamp(-m, m);
+    }
+}
+
+impl Iterator for SensorGen {
+    type Item = SensorRow;
+
+    fn next(&mut self) -> Option<SensorRow> {
+        if self.step >= self.rows {
+            return None;
+        }
+        let ts = self.start_ts + self.step as i64 * PART_INTERVAL_NS;
+        let p = &self.params;
+        let k = &mut self.keys[self.key];
+        if k.tool_left == 0 {
+            k.new_tool(p);
+        }
+        let true_value = k.nominal + k.offset + k.drift * f64::from(k.tool_used);
+        k.tool_used += 1;
+        k.tool_left -= 1;
+        let noise = k.sigma_grr * k.rng.normal();
+        let outlier = k.rng.chance(p.outlier_prob);
+        let gross = if outlier {
+            k.rng.sign() * k.rng.between(p.outlier_size) * k.sigma_grr
+        } else {
+            0.0
+        };
+        let row = SensorRow {
+            key: Arc::clone(&k.name),
+            ts,
+            value: true_value + noise + gross,
+            nominal: k.nominal,
+            lsl: k.nominal - k.half_tol,
+            usl: k.nominal + k.half_tol,
+            part: format!("P{:07}", self.step + 1),
+            true_value,
+            true_drift: k.drift,
+            tool: k.tool,
+            outlier,
+            sigma_grr: k.sigma_grr,
+        };
+        self.key += 1;
+        if self.key == self.keys.len() {
+            self.key = 0;
+            self.step += 1;
+        }
+        Some(row)
+    }
+}
+
+/// Arrow schema of sensor files: design §2 measurement columns, then ground truth
+/// (`true_value`, `true_drift` f64, `tool` i64, `outlier` bool, `sigma_grr` f64).
+pub fn sensor_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("key", DataType::Utf8, false),
+        ts_field(),
+        Field::new("value", DataType::Float64, false),
+        Field::new("nominal", DataType::Float64, false),
+        Field::new("lsl", DataType::Float64, false),
+        Field::new("usl", DataType::Float64, false),
+        Field::new("part", DataType::Utf8, false),
+        Field::new("true_value", DataType::Float64, false),
+        Field::new("true_drift", DataType::Float64, false),
+        Field::new("tool", DataType::Int64, false),
+        Field::new("outlier", DataType::Boolean, false),
+        Field::new("sigma_grr", DataType::Float64, false),
+    ]))
+}
+
+#[derive(Default)]
+struct SensorColumns {
+    key: StringBuilder,
+    ts: Vec<i64>,
+    value: Vec<f64>,
+    nominal: Vec<f64>,
+    lsl: Vec<f64>,
+    usl: Vec<f64>,
+    part: StringBuilder,
+    true_value: Vec<f64>,
+    true_drift: Vec<f64>,
+    tool: Vec<i64>,
+    outlier: Vec<bool>,
+    sigma_grr: Vec<f64>,
+}
+
+impl Columns for SensorColumns {
+    type Row = SensorRow;
+
+    fn push(&mut self, r: &SensorRow) {
+        self.key.append_value(&*r.key);
+        self.ts.push(r.ts);
+        self.value.push(r.value);
+        self.nominal.push(r.nominal);
+        self.lsl.push(r.lsl);
+        self.usl.push(r.usl);
+        self.part.append_value(&r.part);
+        self.true_value.push(r.true_value);
+        self.true_drift.push(r.true_drift);
+        self.tool.push(r.tool);
+        self.outlier.push(r.outlier);
+        self.sigma_grr.push(r.sigma_grr);
+    }
+
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        let outlier = BooleanArray::from(std::mem::take(&mut self.outlier));
+        vec![
+            Arc::new(self.key.finish()),
+            ts_array(&mut self.ts),
+            f64_array(&mut self.value),
+            f64_array(&mut self.nominal),
+            f64_array(&mut self.lsl),
+            f64_array(&mut self.usl),
+            Arc::new(self.part.finish()),
+            f64_array(&mut self.true_value),
+            f64_array(&mut self.true_drift),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.tool))),
+            Arc::new(outlier),
+            f64_array(&mut self.sigma_grr),
+        ]
+    }
+}
+
+/// Writes `opts.keys * opts.rows` measurements to `path` (Parquet, Snappy), in batches of
+/// `opts.batch_rows` rows. Memory stays bounded by one batch plus one row group.
+pub fn write_sensor(opts: &GenOptions, path: &Path) -> Result<GenSummary, GenError> {
+    let gen = SensorGen::new(opts)?;
+    let (mut outliers, mut last_tool) = (0u64, vec![0i64; opts.keys]);
+    let mut index = 0usize;
+    let rows = gen.inspect(|r| {
+        outliers += u64::from(r.outlier);
+        last_tool[index] = r.tool;
+        index = (index + 1) % last_tool.len();
+    });
+    let mut summary = write_rows(
+        GenKind::Sensor,
+        opts,
+        path,
+        sensor_schema(),
+        SensorColumns::default(),
+        rows,
+    )?;
+    summary.truth = TruthCounts::Sensor {
+        tool_changes: last_tool.iter().map(|&t| t as u64).sum(),
+        outliers,
+    };
+    Ok(summary)
+}
+
+/// Writes `kind` for `opts` to `path`: the entry point for `deadband gen market|sensor`.
+pub fn write(kind: GenKind, opts: &GenOptions, path: &Path) -> Result<GenSummary, GenError> {
+    match kind {
+        GenKind::Market => write_market(opts, path),
+        GenKind::Sensor => write_sensor(opts, path),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batched Parquet writing
+// ---------------------------------------------------------------------------------------------
+
+/// Column buffers for one record batch.
+trait Columns {
+    type Row;
+    fn push(&mut self, row: &Self::Row);
+    fn len(&self) -> usize;
+    /// Arrays in schema order; leaves the buffers empty for the next batch.
+    fn finish(&mut self) -> Vec<ArrayRef>;
+}
+
+fn ts_array(v: &mut Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from(std::mem::take(v)).with_timezone("UTC"))
+}
+
+fn f64_array(v: &mut Vec<f64>) -> ArrayRef {
+    Arc::new(Float64Array::from(std::mem::take(v)))
+}
+
+fn digits(mut n: usize) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gen".into());
+    path.with_file_name(format!(".{name}.partial"))
+}
+
+fn write_rows<C: Columns>(
+    kind: GenKind,
+    opts: &GenOptions,
+    path: &Path,
+    schema: SchemaRef,
+    mut cols: C,
+    rows: impl Iterator<Item = C::Row>,
+) -> Result<GenSummary, GenError> {
+    let tmp = temp_path(path);
+    let file = File::create(&tmp).map_err(|source| GenError::Create {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let written = write_batches(opts, path, file, schema, &mut cols, rows).and_then(|batches| {
+        std::fs::rename(&tmp, path).map_err(|source| GenError::Finish {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(batches)
+    });
+    let batches = match written {
+        Ok(b) => b,
+        Err(e) => {
+            // Best effort: the error being returned matters more than a leftover temp file.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let step = match kind {
+        GenKind::Market => BAR_INTERVAL_NS,
+        GenKind::Sensor => PART_INTERVAL_NS,
+    };
+    Ok(GenSummary {
+        kind,
+        path: path.to_path_buf(),
+        keys: opts.keys,
+        rows_per_key: opts.rows,
+        rows: (opts.keys * opts.rows) as u64,
+        batches,
+        first_ts: opts.start_ts,
+        last_ts: opts.start_ts + (opts.rows as i64 - 1) * step,
+        bytes,
+        truth: match kind {
+            GenKind::Market => TruthCounts::Market {
+                turbulent_rows: 0,
+                jumps: 0,
+            },
+            GenKind::Sensor => TruthCounts::Sensor {
+                tool_changes: 0,
+                outliers: 0,
+            },
+        },
+    })
+}
+
+/// Streams `rows` into `file` in batches; returns the number of batches.
+fn write_batches<C: Columns>(
+    opts: &GenOptions,
+    path: &Path,
+    file: File,
+    schema: SchemaRef,
+    cols: &mut C,
+    rows: impl Iterator<Item = C::Row>,
+) -> Result<u64, GenError> {
+    let pq = |source| GenError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let io = |e: std::io::Error| pq(ParquetError::External(Box::new(e)));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(BufWriter::new(file), Arc::clone(&schema), Some(props)).map_err(pq)?;
+    let mut batches = 0u64;
+    let mut flush = |cols: &mut C, writer: &mut ArrowWriter<BufWriter<File>>| {
+        let batch = RecordBatch::try_new(Arc::clone(&schema), cols.finish()).map_err(|source| {
+            GenError::Arrow {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        writer.write(&batch).map_err(pq)?;
+        batches += 1;
+        Ok::<(), GenError>(())
+    };
+    for row in rows {
+        cols.push(&row);
+        if cols.len() == opts.batch_rows {
+            flush(cols, &mut writer)?;
+        }
+    }
+    if cols.len() > 0 {
+        flush(cols, &mut writer)?;
+    }
+    // into_inner writes the footer; BufWriter::into_inner surfaces the last flush's error.
+    let buffered = writer.into_inner().map_err(pq)?;
+    buffered.into_inner().map_err(|e| io(e.into_error()))?;
+    Ok(batches)
+}
