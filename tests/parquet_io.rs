@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Float32Array, Float64Array,
-    Int32Array, Int64Array, LargeStringArray, StringArray, TimestampMicrosecondArray,
-    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+    Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray,
+    TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+    TimestampSecondArray,
 };
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int8Type, TimeUnit, UInt64Type};
 use arrow::record_batch::RecordBatch;
@@ -452,6 +453,23 @@ fn extra_columns_are_ignored_and_other_layouts_are_converted() {
     let mut src = ParquetSource::open(path.to_str().unwrap(), RecordKind::Bar, opts(2)).unwrap();
     let keys: Vec<String> = drain(&mut src).into_iter().map(|r| r.0).collect();
     assert_eq!(keys, ["p", "q"]);
+
+    // Utf8View keys (arrow-rs keeps the view type through its embedded schema).
+    let path = dir.path().join("view.parquet");
+    let mut cols = bar_cols(vec!["a".into(), "b".into()], vec![1, 2], vec![5.0, 6.0]);
+    let long = "a key longer than twelve bytes";
+    cols[0] = ("key", Arc::new(StringViewArray::from(vec!["v", long])));
+    write_file(&path, cols, None);
+    let key_type = read_plain(&path)
+        .schema()
+        .field_with_name("key")
+        .unwrap()
+        .data_type()
+        .clone();
+    assert_eq!(key_type, DataType::Utf8View);
+    let mut src = ParquetSource::open(path.to_str().unwrap(), RecordKind::Bar, opts(2)).unwrap();
+    let keys: Vec<String> = drain(&mut src).into_iter().map(|r| r.0).collect();
+    assert_eq!(keys, ["v", long]);
 }
 
 #[test]
