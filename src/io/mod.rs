@@ -1,3 +1,4 @@
 //! The only place that knows file formats and brokers.
 
+pub mod parquet;
 pub mod study_csv;
