@@ -1,3 +1,4 @@
 //! Drivers and command implementations that sit between the CLI and the pure core.
 
 pub mod grr;
+pub mod report;
