@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use deadband::config::ConfigError;
 use deadband::io::study_csv::StudyCsvError;
+use deadband::run::backtest::{BacktestError, BacktestOptions};
+use deadband::run::gen::{GenError, GenKind, GenOptions};
 use deadband::run::grr::{GrrOptions, GrrRunError};
 use deadband::zone::grr::{GrrMethod, StudyError};
 use deadband::zone::ParamError;
@@ -23,8 +26,59 @@ struct Cli {
 
 #[derive(clap::Subcommand)]
 enum Command {
+    /// The embedded default: generate market and sensor data, backtest both, write the reports.
+    Demo {
+        /// Output folder (data, events, summaries, report.html).
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+    },
+    /// Generate a synthetic stream with ground truth into a Parquet file.
+    Gen(GenArgs),
+    /// Replay Parquet files through the configured processor and an L2 baseline.
+    Backtest {
+        #[arg(long, value_name = "FILE.toml")]
+        config: PathBuf,
+        /// A Parquet file or glob; overrides [input] path.
+        #[arg(long, value_name = "GLOB")]
+        input: Option<String>,
+        /// Output folder; overrides [output] path.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Skip report.html.
+        #[arg(long)]
+        no_report: bool,
+    },
+    /// Check a configuration file: exit 0, or 2 with file:line:col and the fix.
+    Validate {
+        #[arg(long, value_name = "FILE.toml")]
+        config: PathBuf,
+    },
     /// Gauge R&R of a crossed study (long CSV with columns part, operator, value).
     Grr(GrrArgs),
+}
+
+#[derive(clap::Args)]
+struct GenArgs {
+    #[arg(value_enum)]
+    kind: GenKindArg,
+    /// Number of keys (symbols or machine features).
+    #[arg(long, default_value_t = 4)]
+    keys: usize,
+    /// Rows per key.
+    #[arg(long, default_value_t = 10_000)]
+    rows: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_name = "FILE.parquet")]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GenKindArg {
+    /// OHLC bars with regimes, trends, fat tails and spikes.
+    Market,
+    /// Measurements with tool wear, tool changes, gauge noise and outliers.
+    Sensor,
 }
 
 #[derive(clap::Args)]
@@ -83,6 +137,57 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo { out } => {
+            let outcome = deadband::run::demo::run(&out)?;
+            print!("{}", outcome.text());
+            Ok(())
+        }
+        Command::Gen(a) => {
+            let kind = match a.kind {
+                GenKindArg::Market => GenKind::Market,
+                GenKindArg::Sensor => GenKind::Sensor,
+            };
+            let opts = GenOptions::new(a.keys, a.rows, a.seed);
+            let summary = deadband::run::gen::write(kind, &opts, &a.out)?;
+            println!(
+                "wrote {} rows ({} keys) to {}",
+                summary.rows,
+                a.keys,
+                a.out.display()
+            );
+            Ok(())
+        }
+        Command::Backtest {
+            config,
+            input,
+            out,
+            no_report,
+        } => {
+            let cfg = deadband::config::load(&config)?;
+            let out = out
+                .or_else(|| cfg.output.path.as_ref().map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("out"));
+            let opts = BacktestOptions {
+                input,
+                out: out.clone(),
+                progress: true,
+                report: !no_report,
+            };
+            let summary = deadband::run::backtest::run(&cfg, &opts)?;
+            print!("{}", deadband::run::demo::describe(&summary, &out));
+            Ok(())
+        }
+        Command::Validate { config } => {
+            let cfg = deadband::config::load(&config)?;
+            let overrides = cfg.processor.overrides.len() + cfg.processor.patterns.len();
+            println!(
+                "{}: ok ({:?} records, {} key overrides)",
+                config.display(),
+                cfg.processor.record,
+                overrides
+            );
+            Ok(())
+        }
         Command::Grr(a) => {
             let opts = GrrOptions {
                 input: a.input,
@@ -121,7 +226,21 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<GrrRunError>() {
             return if e.is_bad_input() { 2 } else { 1 };
         }
-        if cause.is::<StudyCsvError>() || cause.is::<StudyError>() || cause.is::<ParamError>() {
+        if let Some(e) = cause.downcast_ref::<BacktestError>() {
+            return if e.is_bad_input() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<GenError>() {
+            return if matches!(e, GenError::InvalidOptions { .. }) {
+                2
+            } else {
+                1
+            };
+        }
+        if cause.is::<StudyCsvError>()
+            || cause.is::<StudyError>()
+            || cause.is::<ParamError>()
+            || cause.is::<ConfigError>()
+        {
             return 2;
         }
     }

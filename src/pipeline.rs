@@ -253,12 +253,9 @@ pub struct Processor {
 impl Processor {
     /// Checks every key's parameters up front (defaults and each override).
     pub fn new(cfg: Arc<ProcessorConfig>) -> Result<Self, KeyParamError> {
-        cfg.defaults
-            .check()
-            .map_err(|source| KeyParamError { key: None, source })?;
-        for (k, p) in &cfg.overrides {
+        for (key, p) in cfg.all_params() {
             p.check().map_err(|source| KeyParamError {
-                key: Some(k.clone()),
+                key: key.map(str::to_string),
                 source,
             })?;
         }

@@ -122,6 +122,22 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// Problems with the input the user can fix (exit code 2), as opposed to IO failures and
+    /// corrupt files (1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            SourceError::BadPattern { .. }
+                | SourceError::NoMatch { .. }
+                | SourceError::MissingColumn { .. }
+                | SourceError::WrongType { .. }
+                | SourceError::Unsorted { .. }
+                | SourceError::BadEvent { .. }
+        )
+    }
+}
+
 /// Errors of [`EventWriter`] and [`FitWriter`]. Each names the file and says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

@@ -1,5 +1,9 @@
 //! Drivers and command implementations that sit between the CLI and the pure core.
 
+pub mod backtest;
+pub mod collect;
+pub mod demo;
 pub mod gen;
 pub mod grr;
 pub mod report;
+pub mod summary;

@@ -1,0 +1,424 @@
+//! The replay backtester: Parquet files -> Processor and L2 baseline -> events, fit rows, summary, report.
+//!
+//! Both processors see the same records in the same order. Measurement runs simulate the closed
+//! loop separately for each: an emitted tool offset is added to that key's later measurements
+//! (a tool offset shifts every later part), so each method lives with its own decisions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::io::parquet::{
+    EventWriter, FitWriter, ParquetSource, SinkError, SourceError, SourceOptions,
+};
+use crate::pipeline::{KeyParamError, Processor, ProcessorConfig};
+use crate::record::{Event, EventBody, Invalid, Payload, Record, RecordKind};
+use crate::run::summary;
+use crate::signal::perf::Portfolio;
+
+/// Why a backtest could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    #[error("no input: give --input FILE_OR_GLOB or set [input] path in {config}")]
+    NoInput { config: PathBuf },
+    #[error("[input] kind = \"kafka\" in {config}: a backtest replays Parquet files; give --input FILE_OR_GLOB or use `deadband run` for Kafka")]
+    NotParquet { config: PathBuf },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("invalid parameters in {config}: {source}")]
+    Params {
+        config: PathBuf,
+        source: KeyParamError,
+    },
+    #[error("cannot create the output folder {path}: {source}")]
+    OutDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("summary of {path} with polars failed: {message}")]
+    Summary { path: PathBuf, message: String },
+    #[error(transparent)]
+    Report(#[from] crate::run::report::ReportError),
+}
+
+impl BacktestError {
+    /// Input or configuration problems (exit code 2) as opposed to runtime failures (1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            BacktestError::NoInput { .. }
+                | BacktestError::NotParquet { .. }
+                | BacktestError::Params { .. }
+        ) || matches!(self, BacktestError::Source(e) if e.is_bad_input())
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BacktestOptions {
+    /// Overrides `[input] path`.
+    pub input: Option<String>,
+    /// Output folder; overrides `[output] path`.
+    pub out: PathBuf,
+    /// Show a progress bar (only when stderr is a terminal).
+    pub progress: bool,
+    /// Write `report.html`.
+    pub report: bool,
+}
+
+/// One method's results (`strategy` or `baseline` in `summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct RunStats {
+    pub turnover: f64,
+    pub rebalances: u64,
+    pub gross_return: f64,
+    pub costs: f64,
+    pub net_return: f64,
+    pub sharpe: f64,
+    pub max_drawdown: f64,
+    pub hit_rate: f64,
+    pub dead_zone_ratio: f64,
+    pub update_rate: f64,
+    pub trend_events: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compensations: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_of_tolerance: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spc_alarms: Option<u64>,
+}
+
+/// Records that were not processed, by reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Rejected {
+    pub invalid: BTreeMap<String, u64>,
+    pub out_of_order: u64,
+    pub duplicate: u64,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub rows: u64,
+    pub keys: usize,
+    pub elapsed_s: f64,
+    pub rows_per_s: f64,
+    pub record: RecordKind,
+    pub input: String,
+    pub accepted: u64,
+    pub rejected: Rejected,
+    pub strategy: RunStats,
+    pub baseline: RunStats,
+    /// 1 - strategy turnover / baseline turnover (bars; null when the baseline did not trade).
+    pub turnover_reduction: Option<f64>,
+    /// Events per kind, counted by polars from `events.parquet` (a second count, independent of
+    /// the processor's counters).
+    pub events_by_kind: BTreeMap<String, u64>,
+    /// Per-key fit statistics from `fit.parquet` (polars), when fit rows were written.
+    pub per_key: Vec<summary::KeyFitStats>,
+    pub periods_per_year: Option<f64>,
+}
+
+/// Keeps at most `cap` evenly spaced samples of an unbounded stream: when full, every other
+/// sample is dropped and the stride doubles. Memory stays O(cap) for any run length.
+#[derive(Debug, Clone)]
+pub(crate) struct Thin<T> {
+    cap: usize,
+    stride: u64,
+    seen: u64,
+    pub items: Vec<T>,
+}
+
+impl<T> Thin<T> {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(2),
+            stride: 1,
+            seen: 0,
+            items: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, item: T) {
+        if self.seen % self.stride == 0 {
+            self.items.push(item);
+            if self.items.len() >= self.cap {
+                let mut i = 0;
+                self.items.retain(|_| {
+                    i += 1;
+                    i % 2 == 1
+                });
+                self.stride *= 2;
+            }
+        }
+        self.seen += 1;
+    }
+}
+
+/// One method (strategy or baseline) being replayed.
+struct Lane {
+    processor: Processor,
+    portfolio: Portfolio,
+    /// Measurements: the tool offset applied so far per key (closed loop).
+    offsets: HashMap<Box<str>, f64>,
+}
+
+impl Lane {
+    fn new(cfg: ProcessorConfig, file: &Path) -> Result<Self, BacktestError> {
+        let processor = Processor::new(Arc::new(cfg)).map_err(|source| BacktestError::Params {
+            config: file.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            processor,
+            portfolio: Portfolio::default(),
+            offsets: HashMap::new(),
+        })
+    }
+
+    /// Runs one record through this lane; the caller's record is never changed.
+    fn step(
+        &mut self,
+        rec: &Record<'_>,
+        out: &mut Vec<Event>,
+    ) -> Option<crate::pipeline::Accepted> {
+        let mut rec = *rec;
+        if let Payload::Measurement(ref mut m) = rec.payload {
+            if let Some(off) = self.offsets.get(rec.key) {
+                m.value += off;
+            }
+        }
+        let first = out.len();
+        let result = self.processor.process(&rec, out).ok();
+        for e in &out[first..] {
+            if let EventBody::ToolCompensation { offset, .. } = e.body {
+                match self.offsets.get_mut(rec.key) {
+                    Some(o) => *o += offset,
+                    None => {
+                        self.offsets.insert(rec.key.into(), offset);
+                    }
+                }
+            }
+        }
+        if let Some(acc) = &result {
+            let net = acc.book.gross - acc.book.cost;
+            self.portfolio.add(rec.ts, net, self.processor.key_count());
+        }
+        result
+    }
+
+    fn stats(self, record: RecordKind, periods_per_year: Option<f64>) -> RunStats {
+        let keys = self.processor.key_count();
+        let c = *self.processor.counters();
+        let mut s = RunStats::default();
+        let (mut records, mut updates, mut inside, mut oot) = (0u64, 0u64, 0u64, 0u64);
+        for (_, core) in self.processor.keys() {
+            s.turnover += core.book.turnover;
+            s.gross_return += core.book.gross;
+            s.costs += core.book.costs;
+            s.rebalances += core.book.trades;
+            let fc = core.fitter.counts();
+            records += fc.records;
+            updates += fc.updates;
+            inside += fc.inside;
+            oot += core.out_of_tolerance;
+        }
+        s.net_return = s.gross_return - s.costs;
+        let perf = self.portfolio.finish(keys);
+        s.sharpe = perf.sharpe(periods_per_year);
+        s.max_drawdown = perf.max_drawdown();
+        s.hit_rate = perf.hit_rate();
+        let ratio = |a: u64| {
+            if records == 0 {
+                0.0
+            } else {
+                a as f64 / records as f64
+            }
+        };
+        s.dead_zone_ratio = ratio(inside);
+        s.update_rate = ratio(updates);
+        s.trend_events = c.trend;
+        if record == RecordKind::Measurement {
+            s.compensations = Some(c.tool_compensation);
+            s.out_of_tolerance = Some(oot);
+            s.spc_alarms = Some(c.spc_alarm);
+        }
+        s
+    }
+}
+
+/// Replays the configured input; writes `events.parquet`, `fit.parquet` (when `emit_fit`),
+/// `summary.json` and `report.html` into `opts.out`.
+pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestError> {
+    let pattern = match (&opts.input, &cfg.input.path) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) if cfg.input.kind == crate::config::InputKind::Parquet => p.clone(),
+        (None, Some(_)) => {
+            return Err(BacktestError::NotParquet {
+                config: cfg.file.clone(),
+            })
+        }
+        (None, None) => {
+            return Err(BacktestError::NoInput {
+                config: cfg.file.clone(),
+            })
+        }
+    };
+    let started = Instant::now();
+    let record = cfg.processor.record;
+    let mut strategy = Lane::new(cfg.processor.clone(), &cfg.file)?;
+    let mut baseline = Lane::new(cfg.baseline(), &cfg.file)?;
+    let mut source = ParquetSource::open(
+        &pattern,
+        record,
+        SourceOptions {
+            batch_rows: cfg.input.batch_rows,
+            sort: cfg.input.sort,
+        },
+    )?;
+
+    std::fs::create_dir_all(&opts.out).map_err(|source| BacktestError::OutDir {
+        path: opts.out.clone(),
+        source,
+    })?;
+    let events_path = opts.out.join("events.parquet");
+    let fit_path = opts.out.join("fit.parquet");
+    let mut events = EventWriter::create(&events_path)?;
+    let mut fits = if cfg.output.emit_fit {
+        Some(FitWriter::create(&fit_path)?)
+    } else {
+        None
+    };
+    let mut charts = crate::run::collect::Charts::new(cfg.output.report_keys);
+
+    let bar = progress_bar(opts.progress, source.total_rows());
+    let mut out = Vec::with_capacity(64);
+    let mut base_out = Vec::with_capacity(64);
+    let mut rows = 0u64;
+    while let Some(rec) = source.next_record()? {
+        rows += 1;
+        out.clear();
+        base_out.clear();
+        let acc = strategy.step(&rec, &mut out);
+        let base_acc = baseline.step(&rec, &mut base_out);
+        for e in &out {
+            events.write(e)?;
+        }
+        if let Some(acc) = &acc {
+            if let Some(f) = fits.as_mut() {
+                let regime = strategy
+                    .processor
+                    .key_state(rec.key)
+                    .and_then(|k| k.scale.regime_name(acc.fit.regime))
+                    .unwrap_or("");
+                f.write(rec.key, &acc.fit, regime)?;
+            }
+        }
+        charts.record(
+            &rec,
+            acc.as_ref(),
+            base_acc.as_ref(),
+            &out,
+            strategy.portfolio.perf.equity(),
+            baseline.portfolio.perf.equity(),
+        );
+        if rows % 65_536 == 0 {
+            bar.set_position(rows);
+        }
+    }
+    bar.finish_and_clear();
+    events.finish()?;
+    if let Some(f) = fits {
+        f.finish()?;
+    }
+
+    let counters = *strategy.processor.counters();
+    let keys = strategy.processor.key_count();
+    let key_stats = charts.key_stats(&strategy.processor);
+    let strategy_stats = strategy.stats(record, cfg.periods_per_year);
+    let baseline_stats = baseline.stats(record, cfg.periods_per_year);
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut rejected = Rejected {
+        out_of_order: counters.out_of_order,
+        duplicate: counters.duplicate,
+        ..Rejected::default()
+    };
+    for i in Invalid::ALL {
+        let n = counters.invalid[i.index()];
+        if n > 0 {
+            rejected.invalid.insert(i.as_str().to_string(), n);
+        }
+    }
+    let turnover_reduction = (record == RecordKind::Bar && baseline_stats.turnover > 0.0)
+        .then(|| 1.0 - strategy_stats.turnover / baseline_stats.turnover);
+    let events_by_kind =
+        summary::events_by_kind(&events_path).map_err(|message| BacktestError::Summary {
+            path: events_path.clone(),
+            message,
+        })?;
+    let per_key = if cfg.output.emit_fit {
+        summary::fit_by_key(&fit_path).map_err(|message| BacktestError::Summary {
+            path: fit_path.clone(),
+            message,
+        })?
+    } else {
+        Vec::new()
+    };
+    let summary = Summary {
+        rows,
+        keys,
+        elapsed_s: elapsed,
+        rows_per_s: if elapsed > 0.0 {
+            rows as f64 / elapsed
+        } else {
+            0.0
+        },
+        record,
+        input: pattern,
+        accepted: counters.ok,
+        rejected,
+        strategy: strategy_stats,
+        baseline: baseline_stats,
+        turnover_reduction,
+        events_by_kind,
+        per_key,
+        periods_per_year: cfg.periods_per_year,
+    };
+    let summary_path = opts.out.join("summary.json");
+    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
+    std::fs::write(&summary_path, json + "\n").map_err(|source| BacktestError::Write {
+        path: summary_path,
+        source,
+    })?;
+    if opts.report {
+        let data = charts.into_report(cfg, &summary, key_stats);
+        crate::run::report::write(&opts.out.join("report.html"), &data)?;
+    }
+    Ok(summary)
+}
+
+fn progress_bar(wanted: bool, total: u64) -> indicatif::ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bar:40} {pos}/{len} rows  {per_sec}  eta {eta}",
+        )
+        .expect("static template"),
+    );
+    bar
+}

@@ -1,0 +1,281 @@
+//! Collects, in bounded memory, what the backtest report draws: per-key series, event markers,
+//! equity curves, and turns them plus the summary into `ReportData`.
+
+use std::collections::HashMap;
+
+use crate::config::Config;
+use crate::pipeline::{Accepted, Processor};
+use crate::record::{Event, EventBody, Payload, Record, RecordKind};
+use crate::run::backtest::{Summary, Thin};
+use crate::run::report::{
+    EquityCurves, KeySeries, Marker, MarkerKind, ReportData, SummaryRow, ValueFormat,
+};
+
+/// Samples kept per chart before thinning (the renderer decimates further for drawing).
+const POINTS: usize = 20_000;
+/// Event markers kept per key.
+const MARKERS: usize = 2_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    ts: i64,
+    y: f64,
+    level: f64,
+    zone: f64,
+    base_level: f64,
+}
+
+struct KeyBuf {
+    key: String,
+    points: Thin<Point>,
+    markers: Thin<Marker>,
+    lsl: Option<f64>,
+    usl: Option<f64>,
+}
+
+/// The chart data of a run: the first `max_keys` keys seen, and the equity curves.
+pub struct Charts {
+    max_keys: usize,
+    keys: Vec<KeyBuf>,
+    index: HashMap<Box<str>, usize>,
+    equity: Thin<(i64, f64, f64)>,
+    last_ts: Option<i64>,
+}
+
+impl Charts {
+    pub fn new(max_keys: usize) -> Self {
+        Self {
+            max_keys,
+            keys: Vec::new(),
+            index: HashMap::new(),
+            equity: Thin::new(POINTS),
+            last_ts: None,
+        }
+    }
+
+    /// Takes one record's outcome; `equity_*` are the compounded equities so far.
+    pub fn record(
+        &mut self,
+        rec: &Record<'_>,
+        acc: Option<&Accepted>,
+        base: Option<&Accepted>,
+        events: &[Event],
+        equity_strategy: f64,
+        equity_baseline: f64,
+    ) {
+        if self.last_ts != Some(rec.ts) {
+            self.last_ts = Some(rec.ts);
+            self.equity.push((rec.ts, equity_strategy, equity_baseline));
+        }
+        let Some(acc) = acc else { return };
+        let i = match self.index.get(rec.key) {
+            Some(&i) => i,
+            None if self.keys.len() < self.max_keys => {
+                self.index.insert(rec.key.into(), self.keys.len());
+                self.keys.push(KeyBuf {
+                    key: rec.key.to_string(),
+                    points: Thin::new(POINTS),
+                    markers: Thin::new(MARKERS),
+                    lsl: None,
+                    usl: None,
+                });
+                self.keys.len() - 1
+            }
+            None => return,
+        };
+        let k = &mut self.keys[i];
+        if let Payload::Measurement(m) = rec.payload {
+            k.lsl = m.lsl.or(k.lsl);
+            k.usl = m.usl.or(k.usl);
+        }
+        let f = acc.fit;
+        k.points.push(Point {
+            ts: rec.ts,
+            y: f.y,
+            level: f.level,
+            zone: f.zone,
+            base_level: base.map_or(f64::NAN, |b| b.fit.level),
+        });
+        for e in events {
+            let (kind, label) = match e.body {
+                EventBody::Trend {
+                    direction: 1,
+                    strength,
+                    ..
+                } => (MarkerKind::TrendUp, format!("trend up ({strength:.2})")),
+                EventBody::Trend {
+                    direction: -1,
+                    strength,
+                    ..
+                } => (MarkerKind::TrendDown, format!("trend down ({strength:.2})")),
+                EventBody::Trend { .. } => (MarkerKind::TrendFlat, "trend flat".to_string()),
+                EventBody::Rebalance {
+                    position_from,
+                    position_to,
+                    ..
+                } => (
+                    MarkerKind::Rebalance,
+                    format!("rebalance {position_from:.2} -> {position_to:.2}"),
+                ),
+                EventBody::ToolCompensation { offset, .. } => {
+                    (MarkerKind::Compensation, format!("offset {offset:+.5}"))
+                }
+                EventBody::SpcAlarm { rule, .. } => {
+                    (MarkerKind::SpcAlarm, format!("SPC {}", rule.name()))
+                }
+            };
+            k.markers.push(Marker {
+                ts: e.ts,
+                y: f.y,
+                kind,
+                label,
+            });
+        }
+    }
+
+    /// Dead-zone ratio and update rate of the charted keys, from the strategy's fitters.
+    pub fn key_stats(&self, p: &Processor) -> HashMap<String, (f64, f64)> {
+        self.keys
+            .iter()
+            .filter_map(|k| {
+                let c = p.key_state(&k.key)?.fitter.counts();
+                Some((k.key.clone(), (c.dead_zone_ratio(), c.update_rate())))
+            })
+            .collect()
+    }
+
+    /// The report: summary table, equity curves (bars), per-key charts, definitions.
+    pub fn into_report(
+        self,
+        cfg: &Config,
+        s: &Summary,
+        key_stats: HashMap<String, (f64, f64)>,
+    ) -> ReportData {
+        let (a, b) = (&s.strategy, &s.baseline);
+        let count = |x: Option<u64>| x.map_or(f64::NAN, |v| v as f64);
+        let mut summary = Vec::new();
+        match s.record {
+            RecordKind::Bar => {
+                summary.push(
+                    SummaryRow::new("turnover", a.turnover, b.turnover)
+                        .with_note("one-way, sum |Δ position|"),
+                );
+                summary.push(
+                    SummaryRow::new("rebalances", a.rebalances as f64, b.rebalances as f64)
+                        .with_format(ValueFormat::Integer),
+                );
+                summary.push(SummaryRow::new(
+                    "gross return",
+                    a.gross_return,
+                    b.gross_return,
+                ));
+                summary.push(
+                    SummaryRow::new("costs", a.costs, b.costs).with_note("turnover × cost_bps"),
+                );
+                summary.push(SummaryRow::new("net return", a.net_return, b.net_return));
+                summary.push(SummaryRow::new("sharpe", a.sharpe, b.sharpe).with_note(
+                    match s.periods_per_year {
+                        Some(p) => format!("annualised, {p} periods/year"),
+                        None => "per period, not annualised".to_string(),
+                    },
+                ));
+                summary.push(
+                    SummaryRow::new("max drawdown", a.max_drawdown, b.max_drawdown)
+                        .with_format(ValueFormat::Percent),
+                );
+                summary.push(
+                    SummaryRow::new("hit rate", a.hit_rate, b.hit_rate)
+                        .with_format(ValueFormat::Percent),
+                );
+            }
+            RecordKind::Measurement => {
+                summary.push(
+                    SummaryRow::new(
+                        "compensations",
+                        count(a.compensations),
+                        count(b.compensations),
+                    )
+                    .with_format(ValueFormat::Integer)
+                    .with_note("baseline: Shewhart 3σ"),
+                );
+                summary.push(
+                    SummaryRow::new(
+                        "out of tolerance",
+                        count(a.out_of_tolerance),
+                        count(b.out_of_tolerance),
+                    )
+                    .with_format(ValueFormat::Integer)
+                    .with_note("compensated parts outside [lsl, usl]"),
+                );
+                summary.push(
+                    SummaryRow::new("SPC alarms", count(a.spc_alarms), count(b.spc_alarms))
+                        .with_format(ValueFormat::Integer),
+                );
+            }
+        }
+        summary.push(
+            SummaryRow::new("dead-zone ratio", a.dead_zone_ratio, b.dead_zone_ratio)
+                .with_format(ValueFormat::Percent)
+                .with_note("residual inside the zone"),
+        );
+        summary.push(
+            SummaryRow::new("update rate", a.update_rate, b.update_rate)
+                .with_format(ValueFormat::Percent)
+                .with_note("records that changed the fit"),
+        );
+        summary.push(
+            SummaryRow::new("trend events", a.trend_events as f64, b.trend_events as f64)
+                .with_format(ValueFormat::Integer),
+        );
+
+        let equity =
+            (s.record == RecordKind::Bar && !self.equity.items.is_empty()).then(|| EquityCurves {
+                ts: self.equity.items.iter().map(|e| e.0).collect(),
+                strategy: self.equity.items.iter().map(|e| e.1).collect(),
+                baseline: self.equity.items.iter().map(|e| e.2).collect(),
+            });
+        let keys = self
+            .keys
+            .into_iter()
+            .map(|k| {
+                let (dz, ur) = key_stats
+                    .get(&k.key)
+                    .copied()
+                    .unwrap_or((f64::NAN, f64::NAN));
+                let pts = &k.points.items;
+                KeySeries {
+                    key: k.key,
+                    ts: pts.iter().map(|p| p.ts).collect(),
+                    y: pts.iter().map(|p| p.y).collect(),
+                    level: pts.iter().map(|p| p.level).collect(),
+                    zone: pts.iter().map(|p| p.zone).collect(),
+                    baseline_level: Some(pts.iter().map(|p| p.base_level).collect()),
+                    markers: k.markers.items,
+                    dead_zone_ratio: dz,
+                    update_rate: ur,
+                    lsl: k.lsl,
+                    usl: k.usl,
+                }
+            })
+            .collect();
+        let rejected: u64 = s.rejected.invalid.values().sum::<u64>()
+            + s.rejected.out_of_order
+            + s.rejected.duplicate;
+        ReportData {
+            title: format!("deadband backtest — {}", cfg.file.display()),
+            subtitle: format!(
+                "{} · {} rows, {} keys, {} rejected · {:.2} s ({:.0} rows/s)",
+                s.input, s.rows, s.keys, rejected, s.elapsed_s, s.rows_per_s
+            ),
+            summary,
+            equity,
+            keys,
+            notes: vec![
+                "Strategy: the configured dead-zone fit. Baseline: L2 RLS (quadratic loss) with the same signal rules; for measurements, compensation when an individuals-chart point passes 3σ.".into(),
+                "Positions are taken at the record after the decision (no look-ahead); PnL in units of one notional per key; per-period portfolio return = mean over keys.".into(),
+                "Sharpe = mean/std (ddof 1) of per-period returns; max drawdown on compounded equity (empyrical); hit rate = positive periods / non-zero periods.".into(),
+                "Charts show at most 20,000 evenly thinned samples per key, decimated again (min/max per bucket) for drawing.".into(),
+            ],
+        }
+    }
+}

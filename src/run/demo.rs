@@ -1,0 +1,151 @@
+//! `deadband demo`: generate market and sensor data, backtest both with the shipped configs, report.
+//!
+//! The configs are embedded in the binary (`config/market-atr.toml`, `config/sensor-grr.toml`),
+//! so the demo runs from any folder on a fresh clone, with no broker.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::config::{parse, ConfigError};
+use crate::run::backtest::{self, BacktestError, BacktestOptions, Summary};
+use crate::run::gen::{self, GenError, GenKind, GenOptions};
+
+const MARKET_TOML: &str = include_str!("../../config/market-atr.toml");
+const SENSOR_TOML: &str = include_str!("../../config/sensor-grr.toml");
+
+/// Sizes of the demo data: big enough for stable statistics, small enough for seconds.
+const MARKET_KEYS: usize = 8;
+const MARKET_ROWS: usize = 20_000;
+const SENSOR_KEYS: usize = 6;
+const SENSOR_ROWS: usize = 4_000;
+const SEED: u64 = 7;
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("generating demo data: {0}")]
+    Gen(#[from] GenError),
+    #[error("embedded config: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Backtest(#[from] BacktestError),
+}
+
+/// Both runs' summaries and where their files are.
+#[derive(Debug, Clone)]
+pub struct DemoOutcome {
+    pub market: Summary,
+    pub market_out: PathBuf,
+    pub sensor: Summary,
+    pub sensor_out: PathBuf,
+}
+
+impl DemoOutcome {
+    /// The text printed by `deadband demo`.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        s.push_str("== market bars (config/market-atr.toml)\n");
+        s.push_str(&describe(&self.market, &self.market_out));
+        s.push_str("\n== machined features (config/sensor-grr.toml)\n");
+        s.push_str(&describe(&self.sensor, &self.sensor_out));
+        s
+    }
+}
+
+/// A few lines on a backtest: strategy vs baseline, and where the report is.
+pub fn describe(s: &Summary, out: &Path) -> String {
+    let mut t = String::new();
+    let (a, b) = (&s.strategy, &s.baseline);
+    let _ = writeln!(
+        t,
+        "{} rows, {} keys in {:.2} s ({:.0} rows/s)",
+        s.rows, s.keys, s.elapsed_s, s.rows_per_s
+    );
+    let rejected =
+        s.rejected.invalid.values().sum::<u64>() + s.rejected.out_of_order + s.rejected.duplicate;
+    if rejected > 0 {
+        let _ = writeln!(t, "rejected records: {rejected} (see summary.json)");
+    }
+    let _ = writeln!(t, "{:<22}{:>14}{:>14}", "", "dead-zone fit", "L2 baseline");
+    match s.record {
+        crate::record::RecordKind::Bar => {
+            let row = |t: &mut String, name: &str, x: f64, y: f64| {
+                let _ = writeln!(t, "{name:<22}{x:>14.4}{y:>14.4}");
+            };
+            row(&mut t, "turnover", a.turnover, b.turnover);
+            row(&mut t, "net return", a.net_return, b.net_return);
+            row(&mut t, "costs", a.costs, b.costs);
+            row(&mut t, "sharpe", a.sharpe, b.sharpe);
+            row(&mut t, "max drawdown", a.max_drawdown, b.max_drawdown);
+            row(&mut t, "update rate", a.update_rate, b.update_rate);
+            if let Some(r) = s.turnover_reduction {
+                let _ = writeln!(t, "turnover reduction vs baseline: {:.1} %", 100.0 * r);
+            }
+        }
+        crate::record::RecordKind::Measurement => {
+            let row = |t: &mut String, name: &str, x: Option<u64>, y: Option<u64>| {
+                let _ = writeln!(t, "{name:<22}{:>14}{:>14}", x.unwrap_or(0), y.unwrap_or(0));
+            };
+            let _ = writeln!(t, "{:<22}{:>14}{:>14}", "", "(predictive)", "(Shewhart)");
+            row(&mut t, "compensations", a.compensations, b.compensations);
+            row(
+                &mut t,
+                "out of tolerance",
+                a.out_of_tolerance,
+                b.out_of_tolerance,
+            );
+            row(&mut t, "spc alarms", a.spc_alarms, b.spc_alarms);
+        }
+    }
+    let report = out.join("report.html");
+    if report.exists() {
+        let _ = writeln!(t, "report: {}", report.display());
+    }
+    let _ = writeln!(
+        t,
+        "events: {}  summary: {}",
+        out.join("events.parquet").display(),
+        out.join("summary.json").display()
+    );
+    t
+}
+
+/// Runs the demo into `out` (`out/data`, `out/market`, `out/sensor`).
+pub fn run(out: &Path) -> Result<DemoOutcome, DemoError> {
+    let data = out.join("data");
+    std::fs::create_dir_all(&data).map_err(|source| BacktestError::OutDir {
+        path: data.clone(),
+        source,
+    })?;
+    let market_file = data.join("market.parquet");
+    let sensor_file = data.join("sensor.parquet");
+    gen::write(
+        GenKind::Market,
+        &GenOptions::new(MARKET_KEYS, MARKET_ROWS, SEED),
+        &market_file,
+    )?;
+    gen::write(
+        GenKind::Sensor,
+        &GenOptions::new(SENSOR_KEYS, SENSOR_ROWS, SEED),
+        &sensor_file,
+    )?;
+
+    let market_cfg = parse(MARKET_TOML, Path::new("config/market-atr.toml"))?;
+    let sensor_cfg = parse(SENSOR_TOML, Path::new("config/sensor-grr.toml"))?;
+    let market_out = out.join("market");
+    let sensor_out = out.join("sensor");
+    let opts = |input: &Path, out: &Path| BacktestOptions {
+        input: Some(input.to_string_lossy().into_owned()),
+        out: out.to_path_buf(),
+        progress: true,
+        report: true,
+    };
+    let market = backtest::run(&market_cfg, &opts(&market_file, &market_out))?;
+    let sensor = backtest::run(&sensor_cfg, &opts(&sensor_file, &sensor_out))?;
+    Ok(DemoOutcome {
+        market,
+        market_out,
+        sensor,
+        sensor_out,
+    })
+}
