@@ -199,6 +199,9 @@ pub struct KeyCore {
     pub spc: Option<Spc>,
     /// Measurements: records outside [lsl, usl] as seen by this processor.
     pub out_of_tolerance: u64,
+    /// SPC rules that fired on the previous record (bit = rule index); alarms are edge-triggered.
+    #[serde(default)]
+    pub spc_firing: u8,
 }
 
 impl KeyCore {
@@ -233,6 +236,7 @@ impl KeyCore {
             comp: Compensator::default(),
             spc: p.spc.as_ref().map(Spc::new).transpose()?,
             out_of_tolerance: 0,
+            spc_firing: 0,
         })
     }
 }
@@ -409,8 +413,16 @@ fn step(state: &mut KeyState, rec: &Record<'_>, out: &mut Vec<Event>) -> Accepte
                 .map(|s| s.update(m.value))
                 .unwrap_or_default();
             let mut beyond_3_sigma = false;
+            let mut firing = 0u8;
             for a in alarms.iter() {
                 beyond_3_sigma |= a.rule == Rule::We1;
+                let bit = 1u8 << (a.rule as u8);
+                firing |= bit;
+                // Edge-triggered: a rule that keeps firing on consecutive parts raises one
+                // alarm, not one per part.
+                if core.spc_firing & bit != 0 {
+                    continue;
+                }
                 emit(
                     out,
                     EventBody::SpcAlarm {
@@ -420,6 +432,7 @@ fn step(state: &mut KeyState, rec: &Record<'_>, out: &mut Vec<Event>) -> Accepte
                     },
                 );
             }
+            core.spc_firing = firing;
             if let Some(spec) = Spec::resolve(&p.comp, m.nominal, m.lsl, m.usl) {
                 let oot = spec.out_of_tolerance(m.value);
                 core.out_of_tolerance += u64::from(oot);
