@@ -187,10 +187,18 @@ fn no_look_ahead_in_replay() {
     let es = read_events(&dir.join("s/events.parquet")).unwrap();
     let el = read_events(&dir.join("l/events.parquet")).unwrap();
     // The short file ends at its last bar: every event up to there must be the same.
-    let cut = es.iter().map(|e| e.ts).max().unwrap().max(1_704_153_600_000_000_000 + 1499 * 60_000_000_000);
+    let cut = es
+        .iter()
+        .map(|e| e.ts)
+        .max()
+        .unwrap()
+        .max(1_704_153_600_000_000_000 + 1499 * 60_000_000_000);
     let upto: Vec<_> = el.iter().filter(|e| e.ts <= cut).cloned().collect();
     assert_eq!(es, upto);
-    assert!(el.len() > es.len(), "the longer replay has later events, so the comparison is not vacuous");
+    assert!(
+        el.len() > es.len(),
+        "the longer replay has later events, so the comparison is not vacuous"
+    );
 }
 
 /// With multiplier 1 and no regimes, fit.parquet's zone is the TA-Lib ATR(14) of the bars,

@@ -512,6 +512,11 @@ impl Fitter {
         let a = e.abs();
         let inside = a <= eps;
         let sign = if e < 0.0 { -1.0 } else { 1.0 };
+        // Fast path, the common case of a set-membership fit: inside the zone without leak
+        // nothing changes, so skip re-expressing theta and P at the new origin.
+        if inside && leak == 0.0 && matches!(self.spec.method, Method::SmRls | Method::SmNlms) {
+            return (predicted, true, false);
+        }
 
         let mut theta = shift_theta(&self.theta, dt);
         let mut p = if self.spec.method == Method::SmNlms {

@@ -123,7 +123,10 @@ impl Atr {
         let n = self.period as f64;
         match self.value {
             Some(v) => {
-                let next = (v * (n - 1.0) + tr) / n;
+                // Multiplying by 1/n keeps the division off the loop-carried dependency chain
+                // (the reciprocal depends only on the period); TA-Lib divides, which differs by
+                // at most one rounding (tests compare to 1e-12 relative).
+                let next = (v * (n - 1.0) + tr) * (1.0 / n);
                 if !next.is_finite() {
                     return false;
                 }
