@@ -5,8 +5,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use deadband::config::{ConfigError, InputKind};
 use deadband::io::study_csv::StudyCsvError;
+use deadband::run::daemon::DaemonError;
 use deadband::run::grr::{GrrOptions, GrrRunError};
+use deadband::run::produce::{ProduceError, ProduceOptions};
 use deadband::zone::grr::{GrrMethod, StudyError};
 use deadband::zone::ParamError;
 
@@ -25,6 +28,33 @@ struct Cli {
 enum Command {
     /// Gauge R&R of a crossed study (long CSV with columns part, operator, value).
     Grr(GrrArgs),
+    /// The Kafka daemon: consume records, produce events, checkpoint state (stops on SIGTERM).
+    Run(RunArgs),
+    /// Replay a Parquet file of bars or measurements into a Kafka topic as JSON.
+    Produce(ProduceArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The TOML configuration ([input] and [output] kind = "kafka").
+    #[arg(long, value_name = "FILE.toml")]
+    config: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ProduceArgs {
+    /// Parquet file (or glob) of bars or measurements.
+    #[arg(long, value_name = "FILE.parquet")]
+    input: PathBuf,
+    /// Destination topic.
+    #[arg(long, value_name = "T")]
+    topic: String,
+    /// Records per second (default: as fast as the broker takes them).
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+    /// Bootstrap servers.
+    #[arg(long, value_name = "B", default_value = "127.0.0.1:9092")]
+    brokers: String,
 }
 
 #[derive(clap::Args)]
@@ -95,7 +125,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deadband::run::grr::run(&opts, &mut stdout.lock())?;
             Ok(())
         }
+        Command::Run(a) => {
+            let cfg = deadband::config::load(&a.config)?;
+            if cfg.input.kind != InputKind::Kafka {
+                return Err(BadArgs(format!(
+                    "{}: `deadband run` needs [input] kind = \"kafka\" (use `deadband backtest` for files)",
+                    a.config.display()
+                ))
+                .into());
+            }
+            init_tracing();
+            runtime()?.block_on(deadband::run::daemon::run(&cfg))?;
+            Ok(())
+        }
+        Command::Produce(a) => {
+            let opts = ProduceOptions {
+                input: a.input,
+                topic: a.topic.clone(),
+                brokers: a.brokers,
+                rate: a.rate,
+                record: None,
+                kafka: Default::default(),
+            };
+            let n = runtime()?.block_on(deadband::run::produce::run(&opts))?;
+            println!("produced {n} records to {}", a.topic);
+            Ok(())
+        }
     }
+}
+
+/// A command-line problem found after parsing (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadArgs(String);
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// The error and its causes joined with ": ", leaving out a cause whose text the message
@@ -123,6 +200,15 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.is::<StudyCsvError>() || cause.is::<StudyError>() || cause.is::<ParamError>() {
             return 2;
+        }
+        if cause.is::<ConfigError>() || cause.is::<BadArgs>() {
+            return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<DaemonError>() {
+            return if e.is_config() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<ProduceError>() {
+            return if e.is_bad_input() { 2 } else { 1 };
         }
     }
     1
