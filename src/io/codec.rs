@@ -251,6 +251,10 @@ fn timestamp(f: &Field<'_>) -> Result<Ts, DecodeError> {
 /// Decodes one JSON message as a record of `kind`. Validation of values (high >= low, finite
 /// prices...) is left to the Processor, as for Parquet input.
 pub fn decode(bytes: &[u8], kind: RecordKind) -> Result<Decoded<'_>, DecodeError> {
+    // serde would also fill a struct from a JSON array, positionally: only objects are records.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(DecodeError::Malformed("a record must be a JSON object".into()));
+    }
     let w: Wire<'_> = serde_json::from_slice(bytes).map_err(|e| {
         let mut s = e.to_string();
         s.truncate(200);
