@@ -253,7 +253,9 @@ fn timestamp(f: &Field<'_>) -> Result<Ts, DecodeError> {
 pub fn decode(bytes: &[u8], kind: RecordKind) -> Result<Decoded<'_>, DecodeError> {
     // serde would also fill a struct from a JSON array, positionally: only objects are records.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(DecodeError::Malformed("a record must be a JSON object".into()));
+        return Err(DecodeError::Malformed(
+            "a record must be a JSON object".into(),
+        ));
     }
     let w: Wire<'_> = serde_json::from_slice(bytes).map_err(|e| {
         let mut s = e.to_string();
