@@ -303,8 +303,8 @@ fn check_kafka(
         if let Err(var) = crate::io::kafka::expand_env(value, |v| std::env::var(v).ok()) {
             return Err(loc.key_error(
                 "kafka.properties",
-                name.rsplit('.').next().unwrap_or(name),
-                format!("`{name}` references the environment variable `{var}`, which is not set"),
+                name,
+                format!("references the environment variable `{var}`, which is not set"),
                 Some(format!(
                     "export {var} before starting deadband, or write the value directly"
                 )),
