@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: starts whatever the tests need, then cargo test in the release profile
-# (one profile for build and tests, so CI compiles the dependency tree once).
+# Runs the whole test suite: starts a local tansu broker for the daemon tests (when tansu is
+# installed and no broker is given in DEADBAND_TEST_BROKERS), then cargo test in the release
+# profile (one profile for build and tests, so the dependency tree is compiled once).
+# Without tansu, outside CI, the daemon tests print a loud SKIP; under CI=true they fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ -z "${DEADBAND_TEST_BROKERS:-}" ]]; then
+    if command -v tansu >/dev/null 2>&1 || [[ -x "$HOME/.cargo/bin/tansu" ]]; then
+        eval "$(scripts/kafka-up.sh)"
+        trap 'scripts/kafka-down.sh' EXIT
+    else
+        echo "NOTE: tansu not installed; daemon tests will SKIP (cargo install tansu --version 0.6.0 --locked --features libsql)" >&2
+    fi
+fi
 cargo test --release --all-targets
 cargo test --release --doc

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod io;
+pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod run;

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use deadband::config::ConfigError;
+use deadband::config::{ConfigError, InputKind};
 use deadband::io::study_csv::StudyCsvError;
 use deadband::run::backtest::{BacktestError, BacktestOptions};
+use deadband::run::daemon::DaemonError;
 use deadband::run::gen::{GenError, GenKind, GenOptions};
 use deadband::run::grr::{GrrOptions, GrrRunError};
+use deadband::run::produce::{ProduceError, ProduceOptions};
 use deadband::zone::grr::{GrrMethod, StudyError};
 use deadband::zone::ParamError;
 
@@ -55,6 +57,33 @@ enum Command {
     },
     /// Gauge R&R of a crossed study (long CSV with columns part, operator, value).
     Grr(GrrArgs),
+    /// The Kafka daemon: consume records, produce events, checkpoint state (stops on SIGTERM).
+    Run(RunArgs),
+    /// Replay a Parquet file of bars or measurements into a Kafka topic as JSON.
+    Produce(ProduceArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The TOML configuration ([input] and [output] kind = "kafka").
+    #[arg(long, value_name = "FILE.toml")]
+    config: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ProduceArgs {
+    /// Parquet file (or glob) of bars or measurements.
+    #[arg(long, value_name = "FILE.parquet")]
+    input: PathBuf,
+    /// Destination topic.
+    #[arg(long, value_name = "T")]
+    topic: String,
+    /// Records per second (default: as fast as the broker takes them).
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+    /// Bootstrap servers.
+    #[arg(long, value_name = "B", default_value = "127.0.0.1:9092")]
+    brokers: String,
 }
 
 #[derive(clap::Args)]
@@ -200,7 +229,55 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deadband::run::grr::run(&opts, &mut stdout.lock())?;
             Ok(())
         }
+        Command::Run(a) => {
+            let cfg = deadband::config::load(&a.config)?;
+            if cfg.input.kind != InputKind::Kafka {
+                return Err(BadArgs(format!(
+                    "{}: `deadband run` needs [input] kind = \"kafka\" (use `deadband backtest` for files)",
+                    a.config.display()
+                ))
+                .into());
+            }
+            init_tracing();
+            runtime()?.block_on(deadband::run::daemon::run(&cfg))?;
+            Ok(())
+        }
+        Command::Produce(a) => {
+            let opts = ProduceOptions {
+                input: a.input,
+                topic: a.topic.clone(),
+                brokers: a.brokers,
+                rate: a.rate,
+                record: None,
+                kafka: Default::default(),
+            };
+            let n = runtime()?.block_on(deadband::run::produce::run(&opts))?;
+            println!("produced {n} records to {}", a.topic);
+            Ok(())
+        }
     }
+}
+
+/// A command-line problem found after parsing (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadArgs(String);
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 /// The error and its causes joined with ": ", leaving out a cause whose text the message
@@ -240,8 +317,15 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<StudyError>()
             || cause.is::<ParamError>()
             || cause.is::<ConfigError>()
+            || cause.is::<BadArgs>()
         {
             return 2;
+        }
+        if let Some(e) = cause.downcast_ref::<DaemonError>() {
+            return if e.is_config() { 2 } else { 1 };
+        }
+        if let Some(e) = cause.downcast_ref::<ProduceError>() {
+            return if e.is_bad_input() { 2 } else { 1 };
         }
     }
     1

@@ -1,4 +1,6 @@
 //! The only place that knows file formats and brokers.
 
+pub mod codec;
+pub mod kafka;
 pub mod parquet;
 pub mod study_csv;

@@ -2,8 +2,10 @@
 
 pub mod backtest;
 pub mod collect;
+pub mod daemon;
 pub mod demo;
 pub mod gen;
 pub mod grr;
+pub mod produce;
 pub mod report;
 pub mod summary;

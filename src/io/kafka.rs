@@ -1,0 +1,256 @@
+//! Kafka clients: librdkafka configuration (with `${ENV}` expansion), producer and consumer
+//! construction, the changelog restore reader, and dead-letter sends.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+
+/// A Kafka client problem. Config problems (`Property`, `Env`) are the user's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaIoError {
+    #[error("[kafka.properties]: {0}")]
+    Property(String),
+    #[error("[kafka.properties] `{property}` references the environment variable `{var}`, which is not set; export it or write the value directly")]
+    Env { property: String, var: String },
+    #[error("cannot create the Kafka {what}: {source}")]
+    Create {
+        what: &'static str,
+        source: KafkaError,
+    },
+    #[error("restoring state from changelog {topic}/{partition}: {problem}")]
+    Restore {
+        topic: String,
+        partition: i32,
+        problem: String,
+    },
+    #[error("Kafka {what}: {source}")]
+    Client { what: String, source: KafkaError },
+}
+
+impl KafkaIoError {
+    /// True for errors the user fixes in the configuration (exit code 2).
+    pub fn is_config(&self) -> bool {
+        matches!(self, KafkaIoError::Property(_) | KafkaIoError::Env { .. })
+    }
+}
+
+/// Expands `${NAME}` references with `lookup`; `$` not followed by `{` is kept as is.
+/// Returns the name of the first variable that `lookup` does not know.
+pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            // An unterminated reference is kept literally.
+            out.push_str(&rest[i..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        out.push_str(&lookup(name).ok_or_else(|| name.to_string())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The base client configuration: brokers plus `[kafka.properties]` (expanded), which may
+/// override anything deadband sets itself except where noted by the caller.
+pub fn client_config(brokers: &str, kafka: &KafkaConfig) -> Result<ClientConfig, KafkaIoError> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    let pairs = kafka.property_pairs().map_err(|name| {
+        KafkaIoError::Property(format!("`{name}` must be a string, number or boolean"))
+    })?;
+    for (name, value) in pairs {
+        let v = expand_env(&value, |v| std::env::var(v).ok()).map_err(|var| KafkaIoError::Env {
+            property: name.clone(),
+            var,
+        })?;
+        c.set(name, v);
+    }
+    Ok(c)
+}
+
+/// The idempotent producer used for events, DLQ records and changelog writes.
+pub fn producer(base: &ClientConfig) -> Result<FutureProducer, KafkaIoError> {
+    let mut c = base.clone();
+    c.set("enable.idempotence", "true");
+    if c.get("linger.ms").is_none() {
+        c.set("linger.ms", "5");
+    }
+    c.create().map_err(|source| KafkaIoError::Create {
+        what: "producer",
+        source,
+    })
+}
+
+/// The group consumer: cooperative-sticky assignment, manual commits, and no automatic offset
+/// store (offsets are committed explicitly at checkpoints).
+pub fn group_consumer<C: ConsumerContext + 'static>(
+    base: &ClientConfig,
+    group: &str,
+    context: C,
+) -> Result<BaseConsumer<C>, KafkaIoError> {
+    let mut c = base.clone();
+    c.set("group.id", group)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    if c.get("auto.offset.reset").is_none() {
+        // A new group reads the topic from the start: nothing produced before it started is lost.
+        c.set("auto.offset.reset", "earliest");
+    }
+    c.create_with_context(context)
+        .map_err(|source| KafkaIoError::Create {
+            what: "consumer",
+            source,
+        })
+}
+
+/// Reads one changelog partition from the beginning to its high watermark with a group-less
+/// consumer and returns the last value of each key (a tombstone, i.e. an empty or missing
+/// value, removes the key).
+pub fn read_changelog(
+    base: &ClientConfig,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<HashMap<String, Vec<u8>>, KafkaIoError> {
+    let fail = |problem: String| KafkaIoError::Restore {
+        topic: topic.to_string(),
+        partition,
+        problem,
+    };
+    let mut c = base.clone();
+    c.set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("group.id", "deadband-restore-unused");
+    // A group id is set because some librdkafka versions insist on one, but the consumer only
+    // uses `assign`, so it never joins the group or commits.
+    let consumer: BaseConsumer = c.create().map_err(|source| KafkaIoError::Create {
+        what: "changelog reader",
+        source,
+    })?;
+    let deadline = Instant::now() + timeout;
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, timeout)
+        .map_err(|e| fail(format!("cannot read the watermarks: {e}")))?;
+    let mut state = HashMap::new();
+    if high <= low {
+        return Ok(state);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .map_err(|e| fail(e.to_string()))?;
+    consumer.assign(&tpl).map_err(|e| fail(e.to_string()))?;
+    loop {
+        if Instant::now() > deadline {
+            return Err(fail(format!(
+                "timed out after {timeout:?} before reaching offset {high}"
+            )));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(e)) => return Err(fail(e.to_string())),
+            Some(Ok(m)) => {
+                if let Some(k) = m.key() {
+                    let k = String::from_utf8_lossy(k).into_owned();
+                    match m.payload() {
+                        Some(v) if !v.is_empty() => {
+                            state.insert(k, v.to_vec());
+                        }
+                        _ => {
+                            state.remove(&k);
+                        }
+                    }
+                }
+                if m.offset() + 1 >= high {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// The headers of a dead-letter record: `deadband-error` (the reason) and `deadband-source`
+/// (`topic/partition/offset` of the original).
+pub fn dlq_headers(reason: &str, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
+    let source = format!("{topic}/{partition}/{offset}");
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "deadband-error",
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: "deadband-source",
+            value: Some(&source),
+        })
+}
+
+/// Enqueues a send, waiting (asynchronously) while the producer's queue is full: this is where
+/// the daemon's backpressure comes from.
+pub async fn send_with_backpressure(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, [u8], [u8]>,
+) -> Result<DeliveryFuture, KafkaError> {
+    loop {
+        match producer.send_result(record) {
+            Ok(f) => return Ok(f),
+            Err((
+                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                r,
+            )) => {
+                record = r;
+                // The queue drains as deliveries complete; retry shortly.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Sends a dead-letter record: the original key and payload bytes, unchanged, plus headers.
+pub async fn send_dlq(
+    producer: &FutureProducer,
+    dlq_topic: &str,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    headers: OwnedHeaders,
+) -> Result<DeliveryFuture, KafkaError> {
+    let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq_topic).headers(headers);
+    if let Some(k) = key {
+        r = r.key(k);
+    }
+    if let Some(p) = payload {
+        r = r.payload(p);
+    }
+    send_with_backpressure(producer, r).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_expansion() {
+        let env = |n: &str| (n == "USER").then(|| "alice".to_string());
+        assert_eq!(expand_env("u=${USER}!", env).unwrap(), "u=alice!");
+        assert_eq!(
+            expand_env("$USER ${USER}${USER}", env).unwrap(),
+            "$USER alicealice"
+        );
+        assert_eq!(expand_env("${NOPE}", env).unwrap_err(), "NOPE");
+        assert_eq!(expand_env("${open", env).unwrap(), "${open");
+    }
+}

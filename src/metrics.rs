@@ -1,0 +1,515 @@
+//! The daemon's observability: counters, gauges and latency quantiles in the Prometheus text
+//! format, served with `/healthz` and `/readyz` on a small HTTP server.
+//!
+//! One [`Metrics`] value (shared as `Arc<Metrics>`) holds its own recorder, so several of them can
+//! live in one process (tests, or two pipelines) without sharing counts; nothing is installed as
+//! the process-global `metrics` recorder. [`serve`] exposes it over HTTP.
+//!
+//! # Endpoints
+//!
+//! | path | answer |
+//! |---|---|
+//! | `GET /metrics` | 200, `text/plain; version=0.0.4; charset=utf-8`, the exposition below |
+//! | `GET /healthz` | 200 `ok` while the process runs (liveness) |
+//! | `GET /readyz` | 200 `ready` after [`Metrics::set_ready`]`(true)`, else 503 `not ready` |
+//! | anything else | 404 |
+//!
+//! # Metrics
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `deadband_records_in_total` | counter | `result` (`ok`, `invalid`, `out_of_order`, `duplicate`), `reason` (only when given, e.g. `not_finite`, `decode`) | input records by outcome |
+//! | `deadband_events_out_total` | counter | `kind` (`trend`, `rebalance`, ...) | output events produced |
+//! | `deadband_dlq_total` | counter | `reason` | records sent to the dead-letter topic |
+//! | `deadband_consumer_lag` | gauge | `topic`, `partition` | messages behind the high watermark, per assigned partition; the series disappears when the partition is revoked |
+//! | `deadband_keys_in_state` | gauge | | keys held in keyed state |
+//! | `deadband_checkpoints_total` | counter | | completed checkpoints |
+//! | `deadband_checkpoint_duration_seconds` | histogram | `le` | checkpoint duration; buckets 1 ms .. 60 s, plus `_sum` and `_count` |
+//! | `deadband_record_latency_seconds` | gauge | `quantile` (`0.5`, `0.9`, `0.99`, `0.999`) | per-record processing latency quantiles over a sliding window (below); `NaN` when the window saw no record |
+//! | `deadband_record_latency_seconds_count` | counter | | records timed since start |
+//! | `deadband_record_latency_seconds_sum` | gauge (never decreases) | | total processing time since start, seconds |
+//! | `deadband_ready` | gauge | | 1 when `/readyz` answers 200, else 0 |
+//!
+//! The four `deadband_records_in_total{result=...}` series without `reason`, the checkpoint
+//! counter, `deadband_keys_in_state` and `deadband_ready` exist from start (at 0), so alerts
+//! and `rate()` see them before the first record.
+//!
+//! **Latency quantiles** come from an HDR histogram (nanoseconds, 3 significant digits, so a
+//! quantile is within 0.1 % of the exact one; values above 60 s are recorded as 60 s). They cover
+//! a sliding window: at each render, when the current window is older than the window length
+//! (60 s by default, see [`Metrics::with_latency_window`]), it becomes the previous window and a
+//! new one starts; quantiles are taken over the previous and the current window together, so
+//! with a scrape at least once per window length they cover the last one to two window lengths.
+//! The family is typed `gauge` (the quantiles are computed by deadband, not by the recorder); it
+//! is queried exactly like a Prometheus summary, e.g.
+//! `deadband_record_latency_seconds{quantile="0.99"}` and
+//! `rate(deadband_record_latency_seconds_sum[5m]) / rate(deadband_record_latency_seconds_count[5m])`.
+//!
+//! Label values (`reason`, `kind`, `topic`) should come from small fixed sets: every distinct
+//! value is a new series kept for the life of the process (except lag, dropped on revoke).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ::metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder, SharedString};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+const RECORDS_IN: &str = "deadband_records_in_total";
+const EVENTS_OUT: &str = "deadband_events_out_total";
+const DLQ: &str = "deadband_dlq_total";
+const CONSUMER_LAG: &str = "deadband_consumer_lag";
+const KEYS_IN_STATE: &str = "deadband_keys_in_state";
+const CHECKPOINT_DURATION: &str = "deadband_checkpoint_duration_seconds";
+const CHECKPOINTS: &str = "deadband_checkpoints_total";
+const LATENCY: &str = "deadband_record_latency_seconds";
+const LATENCY_COUNT: &str = "deadband_record_latency_seconds_count";
+const LATENCY_SUM: &str = "deadband_record_latency_seconds_sum";
+const READY: &str = "deadband_ready";
+
+/// Upper bounds (seconds) of the checkpoint-duration histogram buckets.
+const CHECKPOINT_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
+
+/// Quantiles exposed for the record latency, with their label values.
+const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (0.999, "0.999")];
+
+/// Largest latency the histogram tells apart; longer ones are recorded as this.
+const LATENCY_MAX_NS: u64 = 60_000_000_000;
+
+/// Default length of one latency window.
+const DEFAULT_LATENCY_WINDOW: Duration = Duration::from_secs(60);
+
+/// Content type of the Prometheus text exposition format.
+const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// Outcome of one input record: the `result` label of `deadband_records_in_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordResult {
+    /// Decoded, valid and processed (`ok`).
+    Ok,
+    /// Undecodable or failed validation (`invalid`); give the reason.
+    Invalid,
+    /// Out of event-time order for its key (`out_of_order`).
+    OutOfOrder,
+    /// A duplicate of a record already processed (`duplicate`).
+    Duplicate,
+}
+
+impl RecordResult {
+    const ALL: [RecordResult; 4] = [
+        RecordResult::Ok,
+        RecordResult::Invalid,
+        RecordResult::OutOfOrder,
+        RecordResult::Duplicate,
+    ];
+
+    /// The label value used in the exposition.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordResult::Ok => "ok",
+            RecordResult::Invalid => "invalid",
+            RecordResult::OutOfOrder => "out_of_order",
+            RecordResult::Duplicate => "duplicate",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Per-record latency: HDR histograms for the current and previous window, plus totals since
+/// start.
+struct Latency {
+    current: hdrhistogram::Histogram<u64>,
+    previous: hdrhistogram::Histogram<u64>,
+    window_start: Instant,
+    count: u64,
+    sum_ns: u64,
+}
+
+impl Latency {
+    fn new() -> Latency {
+        let histogram = hdrhistogram::Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3)
+            .expect("constant bounds 1..60e9 ns with 3 significant digits are valid");
+        Latency {
+            previous: histogram.clone(),
+            current: histogram,
+            window_start: Instant::now(),
+            count: 0,
+            sum_ns: 0,
+        }
+    }
+
+    /// Starts a new window if the current one is older than `window`, forgetting the previous.
+    fn rotate_if_due(&mut self, window: Duration) {
+        if self.window_start.elapsed() >= window {
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.reset();
+            self.window_start = Instant::now();
+        }
+    }
+}
+
+/// The daemon's metrics: counters and gauges kept in a private Prometheus recorder, consumer lag,
+/// readiness, and an HDR histogram of per-record latency. `Send + Sync`; share it as
+/// `Arc<Metrics>`.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    /// `deadband_records_in_total{result}` without a reason, indexed by [`RecordResult::index`].
+    records_in: [Counter; 4],
+    keys_in_state: Gauge,
+    checkpoints: Counter,
+    checkpoint_duration: ::metrics::Histogram,
+    ready_gauge: Gauge,
+    ready: AtomicBool,
+    /// Lag per topic and partition; rendered into a fresh recorder so revoked partitions vanish.
+    lag: Mutex<BTreeMap<String, BTreeMap<i32, i64>>>,
+    latency: Mutex<Latency>,
+    latency_window: Duration,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("ready", &self.ready.load(Ordering::Relaxed))
+            .field("latency_window", &self.latency_window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Creates metrics with their own recorder and a 60 s latency window.
+    pub fn new() -> Arc<Metrics> {
+        Metrics::with_latency_window(DEFAULT_LATENCY_WINDOW)
+    }
+
+    /// Like [`Metrics::new`], with latency quantiles over windows of `window` (see the module
+    /// doc). A zero window starts a new one at every render, so quantiles cover the records
+    /// since the render before the last.
+    pub fn with_latency_window(window: Duration) -> Arc<Metrics> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(CHECKPOINT_DURATION.to_owned()),
+                &CHECKPOINT_BUCKETS,
+            )
+            .expect("the checkpoint bucket list is not empty")
+            .build_recorder();
+
+        describe_counter(
+            &recorder,
+            RECORDS_IN,
+            "Input records by result (ok, invalid, out_of_order, duplicate) and reason.",
+        );
+        describe_counter(&recorder, EVENTS_OUT, "Output events produced, by kind.");
+        describe_counter(
+            &recorder,
+            DLQ,
+            "Records sent to the dead-letter topic, by reason.",
+        );
+        recorder.describe_gauge(
+            KeyName::from_const_str(KEYS_IN_STATE),
+            None,
+            SharedString::const_str("Keys held in keyed state."),
+        );
+        describe_counter(&recorder, CHECKPOINTS, "Completed checkpoints.");
+        recorder.describe_histogram(
+            KeyName::from_const_str(CHECKPOINT_DURATION),
+            None,
+            SharedString::const_str("Duration of one checkpoint, seconds."),
+        );
+        recorder.describe_gauge(
+            KeyName::from_const_str(READY),
+            None,
+            SharedString::const_str("1 when the daemon is ready (/readyz answers 200), else 0."),
+        );
+
+        let records_in = RecordResult::ALL.map(|result| {
+            recorder.register_counter(
+                &Key::from_parts(RECORDS_IN, vec![Label::new("result", result.as_str())]),
+                &METADATA,
+            )
+        });
+        let keys_in_state = recorder.register_gauge(&Key::from_name(KEYS_IN_STATE), &METADATA);
+        keys_in_state.set(0.0);
+        let checkpoints = recorder.register_counter(&Key::from_name(CHECKPOINTS), &METADATA);
+        let checkpoint_duration =
+            recorder.register_histogram(&Key::from_name(CHECKPOINT_DURATION), &METADATA);
+        let ready_gauge = recorder.register_gauge(&Key::from_name(READY), &METADATA);
+        ready_gauge.set(0.0);
+
+        Arc::new(Metrics {
+            handle: recorder.handle(),
+            recorder,
+            records_in,
+            keys_in_state,
+            checkpoints,
+            checkpoint_duration,
+            ready_gauge,
+            ready: AtomicBool::new(false),
+            lag: Mutex::new(BTreeMap::new()),
+            latency: Mutex::new(Latency::new()),
+            latency_window: window,
+        })
+    }
+
+    /// Counts one input record in `deadband_records_in_total{result, reason}`. `reason` (e.g.
+    /// `"not_finite"`, `"decode"`) adds the `reason` label; without it the pre-registered series
+    /// for `result` is incremented, which costs one atomic add.
+    pub fn record_in(&self, result: RecordResult, reason: Option<&str>) {
+        match reason {
+            None => self.records_in[result.index()].increment(1),
+            Some(reason) => self
+                .counter(
+                    RECORDS_IN,
+                    vec![
+                        Label::new("result", result.as_str()),
+                        label("reason", reason),
+                    ],
+                )
+                .increment(1),
+        }
+    }
+
+    /// Counts one output event of `kind` in `deadband_events_out_total{kind}`.
+    pub fn event_out(&self, kind: &str) {
+        self.counter(EVENTS_OUT, vec![label("kind", kind)])
+            .increment(1);
+    }
+
+    /// Counts one record sent to the dead-letter topic in `deadband_dlq_total{reason}`.
+    pub fn dlq(&self, reason: &str) {
+        self.counter(DLQ, vec![label("reason", reason)])
+            .increment(1);
+    }
+
+    /// Sets `deadband_consumer_lag{topic, partition}`: messages between the consumer position
+    /// and the high watermark.
+    pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
+        let mut topics = self.lag.lock().unwrap_or_else(PoisonError::into_inner);
+        match topics.get_mut(topic) {
+            Some(partitions) => {
+                partitions.insert(partition, lag);
+            }
+            None => {
+                topics.insert(topic.to_owned(), BTreeMap::from([(partition, lag)]));
+            }
+        }
+    }
+
+    /// Drops the `deadband_consumer_lag` series of a revoked partition, so a partition now owned
+    /// by another instance is not reported twice (nor as a stale value). Unknown partitions are
+    /// ignored.
+    pub fn remove_partition(&self, topic: &str, partition: i32) {
+        let mut topics = self.lag.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(partitions) = topics.get_mut(topic) {
+            partitions.remove(&partition);
+            if partitions.is_empty() {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    /// Sets `deadband_keys_in_state`.
+    pub fn set_keys(&self, n: usize) {
+        self.keys_in_state.set(n as f64);
+    }
+
+    /// Records one completed checkpoint: its duration in the
+    /// `deadband_checkpoint_duration_seconds` histogram and one more `deadband_checkpoints_total`.
+    pub fn checkpoint(&self, took: Duration) {
+        self.checkpoint_duration.record(took.as_secs_f64());
+        self.checkpoints.increment(1);
+    }
+
+    /// Records the processing latency of one record (nanosecond resolution; anything above
+    /// 60 s counts as 60 s in the quantiles, and exactly in `_sum`). Called per record: one
+    /// uncontended lock and a histogram increment.
+    pub fn latency(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let mut latency = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
+        latency.current.saturating_record(ns);
+        latency.count += 1;
+        latency.sum_ns = latency.sum_ns.saturating_add(ns);
+    }
+
+    /// Sets readiness: `/readyz` answers 200 and `deadband_ready` is 1 when `true`, else 503
+    /// and 0.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+        self.ready_gauge.set(if ready { 1.0 } else { 0.0 });
+    }
+
+    /// Whether [`Metrics::set_ready`] last set `true`.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Renders every metric in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = self.handle.render();
+        // Lag and latency quantiles are snapshots taken now: they go through a recorder built
+        // for this render only, so series of revoked partitions are simply absent.
+        let snapshot = PrometheusBuilder::new().build_recorder();
+        self.render_lag(&snapshot);
+        self.render_latency(&snapshot);
+        out.push_str(&snapshot.handle().render());
+        out
+    }
+
+    fn render_lag(&self, snapshot: &PrometheusRecorder) {
+        let topics = self.lag.lock().unwrap_or_else(PoisonError::into_inner);
+        if topics.is_empty() {
+            return;
+        }
+        snapshot.describe_gauge(
+            KeyName::from_const_str(CONSUMER_LAG),
+            None,
+            SharedString::const_str(
+                "Messages between the consumer position and the high watermark, per assigned partition.",
+            ),
+        );
+        for (topic, partitions) in topics.iter() {
+            for (partition, lag) in partitions {
+                let key = Key::from_parts(
+                    CONSUMER_LAG,
+                    vec![
+                        label("topic", topic),
+                        Label::new("partition", partition.to_string()),
+                    ],
+                );
+                snapshot.register_gauge(&key, &METADATA).set(*lag as f64);
+            }
+        }
+    }
+
+    fn render_latency(&self, snapshot: &PrometheusRecorder) {
+        let (window, count, sum_ns) = {
+            let mut latency = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
+            latency.rotate_if_due(self.latency_window);
+            let mut window = latency.previous.clone();
+            window
+                .add(&latency.current)
+                .expect("both windows have the same bounds");
+            (window, latency.count, latency.sum_ns)
+        };
+
+        snapshot.describe_gauge(
+            KeyName::from_const_str(LATENCY),
+            None,
+            SharedString::const_str(
+                "Per-record processing latency quantiles over the last one to two windows, seconds.",
+            ),
+        );
+        for (q, name) in QUANTILES {
+            let seconds = if window.is_empty() {
+                f64::NAN
+            } else {
+                window.value_at_quantile(q) as f64 / 1e9
+            };
+            let key = Key::from_parts(LATENCY, vec![Label::new("quantile", name)]);
+            snapshot.register_gauge(&key, &METADATA).set(seconds);
+        }
+
+        describe_counter(snapshot, LATENCY_COUNT, "Records timed since start.");
+        snapshot
+            .register_counter(&Key::from_name(LATENCY_COUNT), &METADATA)
+            .absolute(count);
+        snapshot.describe_gauge(
+            KeyName::from_const_str(LATENCY_SUM),
+            None,
+            SharedString::const_str("Total per-record processing time since start, seconds."),
+        );
+        snapshot
+            .register_gauge(&Key::from_name(LATENCY_SUM), &METADATA)
+            .set(sum_ns as f64 / 1e9);
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+}
+
+fn describe_counter(recorder: &PrometheusRecorder, name: &'static str, help: &'static str) {
+    recorder.describe_counter(
+        KeyName::from_const_str(name),
+        None,
+        SharedString::const_str(help),
+    );
+}
+
+/// A label whose value survives the exporter's escaping unchanged.
+///
+/// The exporter treats a backslash that precedes `\` or `"` as an escape already written by the
+/// caller, so `a\"b` would come out as `a\"b` (read back as `a"b`). Doubling every backslash
+/// first makes each one come out as `\\`, which reads back as the original backslash.
+fn label(key: &'static str, value: &str) -> Label {
+    Label::new(key, value.replace('\\', "\\\\"))
+}
+
+/// Binds `listen` and spawns (with `tokio::spawn`) an HTTP/1.1 server for `GET /metrics`,
+/// `/healthz` and `/readyz` (see the module doc). Returns the bound address once listening, so
+/// port 0 picks a free port. The server stops accepting when `shutdown` completes and ends once
+/// open requests are answered.
+///
+/// # Errors
+///
+/// The address cannot be bound (in use, not local, no permission).
+pub async fn serve(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(metrics);
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(%bound, %err, "metrics server stopped with an error");
+        }
+    });
+    Ok(bound)
+}
+
+async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)],
+        metrics.render(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(metrics): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
+    if metrics.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}

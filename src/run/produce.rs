@@ -1,0 +1,125 @@
+//! `deadband produce`: replays a Parquet file into a Kafka topic as JSON records, in file order.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::FutureRecord;
+
+use crate::config::KafkaConfig;
+use crate::io::codec::encode_record;
+use crate::io::kafka::{self, KafkaIoError};
+use crate::io::parquet::{ParquetSource, SourceError, SourceOptions};
+use crate::record::RecordKind;
+
+/// What to replay, where, and how fast.
+#[derive(Debug, Clone)]
+pub struct ProduceOptions {
+    pub input: PathBuf,
+    pub topic: String,
+    pub brokers: String,
+    /// Records per second; `None` = as fast as the broker takes them.
+    pub rate: Option<f64>,
+    /// The record kind; `None` = bars if the file has bar columns, else measurements.
+    pub record: Option<RecordKind>,
+    /// librdkafka properties (`[kafka.properties]` of a config, or empty).
+    pub kafka: KafkaConfig,
+}
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("--rate must be a positive number of records per second, got {0}")]
+    BadRate(f64),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaIoError),
+    #[error("delivery to {topic} failed after {delivered} records: {problem}")]
+    Delivery {
+        topic: String,
+        delivered: u64,
+        problem: String,
+    },
+}
+
+impl ProduceError {
+    /// True when the user must fix an argument or the input file (exit code 2).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            ProduceError::BadRate(_) | ProduceError::Source(_) => true,
+            ProduceError::Kafka(k) => k.is_config(),
+            ProduceError::Delivery { .. } => false,
+        }
+    }
+}
+
+/// Deliveries awaited at most this far behind the newest send: bounds memory.
+const MAX_IN_FLIGHT: usize = 20_000;
+
+/// Replays the file and returns the number of records delivered (all delivery reports are
+/// awaited). Message key = record key; records are sent in file order, so each key's records
+/// keep their order within its partition.
+pub async fn run(opts: &ProduceOptions) -> Result<u64, ProduceError> {
+    if let Some(r) = opts.rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(ProduceError::BadRate(r));
+        }
+    }
+    let path = opts.input.to_string_lossy().into_owned();
+    let source_opts = SourceOptions::default();
+    let mut source = match opts.record {
+        Some(k) => ParquetSource::open(&path, k, source_opts)?,
+        None => ParquetSource::open(&path, RecordKind::Bar, source_opts).or_else(|bar_err| {
+            ParquetSource::open(&path, RecordKind::Measurement, source_opts).map_err(|_| bar_err)
+        })?,
+    };
+    let base = kafka::client_config(&opts.brokers, &opts.kafka)?;
+    let producer = kafka::producer(&base)?;
+    let mut pending = VecDeque::new();
+    let mut buf = Vec::with_capacity(256);
+    let mut sent = 0u64;
+    let mut delivered = 0u64;
+    let start = Instant::now();
+    let fail = |delivered: u64, problem: String| ProduceError::Delivery {
+        topic: opts.topic.clone(),
+        delivered,
+        problem,
+    };
+    loop {
+        let Some(rec) = source.next_record()? else {
+            break;
+        };
+        encode_record(&rec, &mut buf);
+        let record = FutureRecord::to(&opts.topic)
+            .key(rec.key.as_bytes())
+            .payload(buf.as_slice());
+        let f = kafka::send_with_backpressure(&producer, record)
+            .await
+            .map_err(|e| fail(delivered, e.to_string()))?;
+        pending.push_back(f);
+        sent += 1;
+        while pending.len() > MAX_IN_FLIGHT {
+            let f = pending.pop_front().expect("non-empty");
+            await_delivery(f).await.map_err(|p| fail(delivered, p))?;
+            delivered += 1;
+        }
+        if let Some(rate) = opts.rate {
+            let due = start + Duration::from_secs_f64(sent as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+    for f in pending {
+        await_delivery(f).await.map_err(|p| fail(delivered, p))?;
+        delivered += 1;
+    }
+    Ok(delivered)
+}
+
+async fn await_delivery(f: rdkafka::producer::DeliveryFuture) -> Result<(), String> {
+    match f.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e.to_string()),
+        Err(_) => Err("the producer was dropped before delivery".into()),
+    }
+}
