@@ -213,89 +213,31 @@ fn late_records_dropped_or_accepted_and_duplicates_dropped() {
         close: 10.5,
         volume: None,
     });
-    let mut p = processor(MARKET);
     let mut out = Vec::new();
-    assert!(p
-        .process(
+    let mut send = |p: &mut Processor, key: &str, ts: i64| {
+        p.process(
             &Record {
-                key: "A",
-                ts: 10,
-                payload: good
+                key,
+                ts,
+                payload: good,
             },
-            &mut out
+            &mut out,
         )
-        .is_ok());
-    assert_eq!(
-        p.process(
-            &Record {
-                key: "A",
-                ts: 10,
-                payload: good
-            },
-            &mut out
-        ),
-        Err(Reject::Duplicate)
-    );
-    assert_eq!(
-        p.process(
-            &Record {
-                key: "A",
-                ts: 5,
-                payload: good
-            },
-            &mut out
-        ),
-        Err(Reject::OutOfOrder)
-    );
-    assert!(
-        p.process(
-            &Record {
-                key: "B",
-                ts: 5,
-                payload: good
-            },
-            &mut out
-        )
-        .is_ok(),
-        "order is per key"
-    );
+    };
+    let mut p = processor(MARKET);
+    assert!(send(&mut p, "A", 10).is_ok());
+    assert_eq!(send(&mut p, "A", 10), Err(Reject::Duplicate));
+    assert_eq!(send(&mut p, "A", 5), Err(Reject::OutOfOrder));
+    assert!(send(&mut p, "B", 5).is_ok(), "order is per key");
     assert_eq!((p.counters().duplicate, p.counters().out_of_order), (1, 1));
 
     let mut q = processor(&MARKET.replace(
         "[input]\npath = \"x\"",
         "[input]\npath = \"x\"\nout_of_order = \"accept\"",
     ));
-    assert!(q
-        .process(
-            &Record {
-                key: "A",
-                ts: 10,
-                payload: good
-            },
-            &mut out
-        )
-        .is_ok());
-    assert!(q
-        .process(
-            &Record {
-                key: "A",
-                ts: 5,
-                payload: good
-            },
-            &mut out
-        )
-        .is_ok());
-    assert_eq!(
-        q.process(
-            &Record {
-                key: "A",
-                ts: 10,
-                payload: good
-            },
-            &mut out
-        ),
-        Err(Reject::Duplicate)
-    );
+    assert!(send(&mut q, "A", 10).is_ok());
+    assert!(send(&mut q, "A", 5).is_ok());
+    assert_eq!(send(&mut q, "A", 10), Err(Reject::Duplicate));
 }
 
 /// A processor restored from snapshots taken halfway emits exactly the events an uninterrupted
