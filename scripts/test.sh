@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 if [[ -z "${DEADBAND_TEST_BROKERS:-}" ]]; then
     if command -v tansu >/dev/null 2>&1 || [[ -x "$HOME/.cargo/bin/tansu" ]]; then
         eval "$(scripts/kafka-up.sh)"
-        trap 'scripts/kafka-down.sh' EXIT
+        trap 'scripts/kafka-down.sh >/dev/null 2>&1' EXIT
     else
         echo "NOTE: tansu not installed; daemon tests will SKIP (cargo install tansu --version 0.6.0 --locked --features libsql)" >&2
     fi
