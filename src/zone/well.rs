@@ -16,12 +16,14 @@ use serde::{Deserialize, Serialize};
 use super::ParamError;
 
 /// A loss shape. A value, not a trait object: `match` on the hot path, no virtual call.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "well", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Well {
     /// `r²`: ordinary least squares, the L2 baseline.
     Quadratic,
     /// `max(|r| - eps, 0)²`: exactly zero inside the zone, quadratic outside; C1 at the edge.
+    /// The default.
+    #[default]
     DeadZone,
     /// Smooth (C∞) dead zone: `g(r)² - g(0)²` with
     /// `g(r) = s·softplus((r - eps)/s) + s·softplus((-r - eps)/s)`, `s = softness·eps`.
@@ -83,12 +85,6 @@ fn default_huber() -> f64 {
 }
 fn default_knee() -> f64 {
     3.0
-}
-
-impl Default for Well {
-    fn default() -> Self {
-        Well::DeadZone
-    }
 }
 
 /// Numerically stable softplus, `ln(1 + e^x)`.
