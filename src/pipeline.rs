@@ -62,7 +62,7 @@ pub struct KeyParams {
 impl KeyParams {
     /// Builds every component once, so that configuration errors surface before any record.
     pub fn check(&self) -> Result<(), ParamError> {
-        KeyCore::new(self, 0).map(|_| ())
+        KeyCore::new(self).map(|_| ())
     }
 }
 
@@ -205,7 +205,7 @@ pub struct KeyCore {
 }
 
 impl KeyCore {
-    fn new(p: &KeyParams, _first_seq: u64) -> Result<Self, ParamError> {
+    fn new(p: &KeyParams) -> Result<Self, ParamError> {
         p.trend.validate()?;
         p.book.validate()?;
         p.comp.validate()?;
@@ -295,7 +295,7 @@ impl Processor {
     fn state_mut(&mut self, key: &str) -> Result<&mut KeyState, ParamError> {
         if !self.keys.contains_key(key) {
             let params = self.cfg.params_for(key).clone();
-            let core = KeyCore::new(&params, 0)?;
+            let core = KeyCore::new(&params)?;
             self.keys.insert(
                 key.into(),
                 KeyState {
