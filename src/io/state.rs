@@ -1,4 +1,5 @@
-//! Snapshot encoding of one key's state: versioned JSON bytes (changelog values, checkpoints).
+//! Checkpoint bytes of one key's state: versioned JSON (changelog values). The processor hands
+//! out and takes typed state; only this file knows its byte format.
 //!
 //! JSON because it is inspectable with any Kafka tool; serde_json's `float_roundtrip` makes
 //! every f64 come back bit-for-bit, so a restored processor emits exactly what an uninterrupted
