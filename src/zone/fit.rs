@@ -274,37 +274,28 @@ struct Warmup {
     /// True once `order + 1` distinct points have fixed theta and P.
     done: bool,
     /// Point times.
-    #[serde(with = "exact::arr")]
     t: [f64; 3],
     /// Point weights (number of records merged, decayed by forgetting).
-    #[serde(with = "exact::arr")]
     w: [f64; 3],
     /// Weighted mean of the values at each point.
-    #[serde(with = "exact::arr")]
     m: [f64; 3],
 }
 
 /// A recursive trend fitter. Fixed-size state, no allocation in [`Fitter::update`].
 ///
-/// Serde round-trips it exactly, so a restored fitter continues bit for bit: in human-readable
-/// formats the computed state (theta, P, times, warm-up points) is written as strings holding the
-/// shortest decimal that parses back to the same f64 (`"0.1"`, `"1e-7"`), because serde_json's
-/// default number parser is not always correctly rounded (it would need the `float_roundtrip`
-/// feature). The embedded [`FitSpec`] stays plain numbers, as in the configuration.
+/// Serde round-trips it exactly, so a restored fitter continues bit for bit: every field is a
+/// plain number, and serde_json's `float_roundtrip` feature (enabled for this crate) parses each
+/// f64 back to the same bits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fitter {
     spec: FitSpec,
     /// (level, slope, curvature) at `origin`; unused entries are 0.
-    #[serde(with = "exact::arr")]
     theta: [f64; 3],
     /// Inverse information matrix in the same parametrisation; unused rows/columns are 0.
-    #[serde(with = "exact::mat")]
     p: [[f64; 3]; 3],
     /// The time theta and P refer to.
-    #[serde(with = "exact::scalar")]
     origin: f64,
     /// Time of the last record used.
-    #[serde(with = "exact::scalar")]
     last_t: f64,
     warm: Warmup,
     counts: FitCounts,
@@ -799,88 +790,4 @@ fn collapse(w: &mut Warmup) {
     w.m[0] = m;
     w.w[0] = total;
     w.n = 1;
-}
-
-/// Exact f64 (de)serialisation for computed state: a shortest round-trip decimal string in
-/// human-readable formats (parsed back by the correctly rounded `str::parse`), a plain f64 in
-/// binary ones. Plain numbers are accepted on input too.
-mod exact {
-    use serde::de::{Deserialize, Deserializer, Error, Visitor};
-    use serde::ser::{Serialize, Serializer};
-    use std::fmt;
-
-    struct X(f64);
-
-    impl Serialize for X {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            if s.is_human_readable() {
-                s.collect_str(&format_args!("{:?}", self.0))
-            } else {
-                s.serialize_f64(self.0)
-            }
-        }
-    }
-
-    struct XVisitor;
-
-    impl Visitor<'_> for XVisitor {
-        type Value = X;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a number or a string holding one")
-        }
-        fn visit_f64<E: Error>(self, v: f64) -> Result<X, E> {
-            Ok(X(v))
-        }
-        fn visit_i64<E: Error>(self, v: i64) -> Result<X, E> {
-            Ok(X(v as f64))
-        }
-        fn visit_u64<E: Error>(self, v: u64) -> Result<X, E> {
-            Ok(X(v as f64))
-        }
-        fn visit_str<E: Error>(self, v: &str) -> Result<X, E> {
-            v.parse()
-                .map(X)
-                .map_err(|_| E::custom(format!("`{v}` is not a number")))
-        }
-    }
-
-    impl<'de> Deserialize<'de> for X {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<X, D::Error> {
-            if d.is_human_readable() {
-                d.deserialize_any(XVisitor)
-            } else {
-                f64::deserialize(d).map(X)
-            }
-        }
-    }
-
-    pub mod scalar {
-        use super::*;
-        pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-            X(*v).serialize(s)
-        }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-            X::deserialize(d).map(|x| x.0)
-        }
-    }
-
-    pub mod arr {
-        use super::*;
-        pub fn serialize<S: Serializer>(v: &[f64; 3], s: S) -> Result<S::Ok, S::Error> {
-            v.map(X).serialize(s)
-        }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[f64; 3], D::Error> {
-            <[X; 3]>::deserialize(d).map(|a| a.map(|x| x.0))
-        }
-    }
-
-    pub mod mat {
-        use super::*;
-        pub fn serialize<S: Serializer>(v: &[[f64; 3]; 3], s: S) -> Result<S::Ok, S::Error> {
-            v.map(|r| r.map(X)).serialize(s)
-        }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[[f64; 3]; 3], D::Error> {
-            <[[X; 3]; 3]>::deserialize(d).map(|a| a.map(|r| r.map(|x| x.0)))
-        }
-    }
 }
