@@ -4,8 +4,8 @@
 #      Debian package) and the tansu Kafka broker (crates.io, ~20 min of compiling once);
 #   2. starts tansu on 127.0.0.1:19092 (unless DEADBAND_TEST_BROKERS names a broker already);
 #   3. runs every test in the release profile (one profile for build and tests, so the
-#      dependency tree is compiled once), then the broker tests, which plain `cargo test` lists
-#      as ignored because they need the broker;
+#      dependency tree is compiled once), then the tests that need the broker or the browser,
+#      which plain `cargo test` lists as ignored;
 #   4. ends with one tally line over both runs. Measurements marked #[ignore] (throughput and
 #      memory runs) count as skipped.
 set -euo pipefail
@@ -32,7 +32,8 @@ log="$(mktemp)"
 status=0
 cargo test --release --all-targets 2>&1 | tee "$log" || status=$?
 broker_log="$(mktemp)"
-cargo test --release --test daemon -- --ignored --skip throughput 2>&1 | tee "$broker_log" || status=$?
+cargo test --release --test daemon --test report -- --ignored --skip throughput 2>&1 \
+    | tee "$broker_log" || status=$?
 awk '
     FNR == 1 { file++ }
     /^test result:/ {
