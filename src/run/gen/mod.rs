@@ -14,16 +14,16 @@
 //! [`write_market`] and [`write_sensor`] stream either generator into a Snappy-compressed Parquet
 //! file in fixed-size record batches, so memory stays bounded whatever the row count.
 //!
-//! Choices where the design is silent:
+//! Choices made here:
 //! * Rows are ordered by `ts`, then `key`; every key shares one time grid. Key names are
 //!   zero-padded so that string order equals generation order (`SYM000`…; `SYM0000`… from 1001
 //!   keys on).
 //! * Each key draws from its own ChaCha8 stream (seed mixed through SplitMix64, stream = key
 //!   index), so a key's series does not depend on how many keys are generated nor on the batch
-//!   size. All samplers (normal, Student-t, exponential) are written here on top of raw `u64`s,
-//!   so the data depends only on ChaCha8 and this file, not on a distribution crate's version.
-//!   Rows are identical for the same seed on the same platform; `ln`/`exp` come from the
-//!   platform's libm, which may differ in the last bit elsewhere.
+//!   size. All samplers (normal, Student-t, geometric) are written in `rng.rs` on top of raw
+//!   `u64`s, so the data depends only on ChaCha8 and this module, not on a distribution
+//!   crate's version. Rows are identical for the same seed on the same platform; `ln`/`exp`
+//!   come from the platform's libm, which may differ in the last bit elsewhere.
 //! * A bar's `ts` is the start of its minute. Bars are continuous (24/7): a bar opens at the
 //!   previous close, so `ln(close / open)` is exactly that bar's log return.
 //! * Prices are not rounded to a tick size (rounding would break the exact ground truth);

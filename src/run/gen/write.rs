@@ -153,8 +153,9 @@ fn write_batches<C: Columns>(
     Ok(batches)
 }
 
-/// Arrow schema of market files: design §2 bar columns, then ground truth
-/// (`true_trend` f64, `regime` utf8, `jump` f64).
+/// Arrow schema of market files: the bar columns `key` (utf8), `ts` (timestamp ns, UTC),
+/// `open`, `high`, `low`, `close`, `volume` (f64), then ground truth (`true_trend` f64,
+/// `regime` utf8, `jump` f64).
 pub fn market_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("key", DataType::Utf8, false),
@@ -252,7 +253,8 @@ pub fn write_market(opts: &GenOptions, path: &Path) -> Result<GenSummary, GenErr
     Ok(summary)
 }
 
-/// Arrow schema of sensor files: design §2 measurement columns, then ground truth
+/// Arrow schema of sensor files: the measurement columns `key` (utf8), `ts` (timestamp ns,
+/// UTC), `value`, `nominal`, `lsl`, `usl` (f64), `part` (utf8), then ground truth
 /// (`true_value`, `true_drift` f64, `tool` i64, `outlier` bool, `sigma_grr` f64).
 pub fn sensor_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
