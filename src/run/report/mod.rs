@@ -5,7 +5,7 @@
 //! subtitle, the summary table (strategy, baseline, change vs baseline, note), the equity
 //! curves of strategy and baseline (bars runs only), one chart per key, and the notes.
 //!
-//! Choices where the design is silent:
+//! Choices made here:
 //! - **Decimation.** Long series are reduced for drawing by min/max bucketing
 //!   ([`decimate_min_max`]): the index range is cut into equal buckets and each bucket keeps
 //!   the positions of its smallest and largest finite value, so spikes stay visible. The raw
