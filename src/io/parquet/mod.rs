@@ -27,8 +27,8 @@
 //!   the offending row; records before it have already been returned. After any error the
 //!   source should be dropped.
 //!
-//! The merge itself ([`merge`]) is generic over a per-file cursor, so that a source of another
-//! file format can share it.
+//! The merge itself ([`merge`]) is generic over a per-file cursor, so the CSV source
+//! ([`crate::io::csv`]) shares it, and shares [`SourceError`] and [`SourceOptions`].
 //!
 //! # Sinks
 //!
@@ -58,7 +58,9 @@ pub use events::{events_schema, fit_schema, read_events};
 pub use sink::{EventWriter, FitWriter, SINK_BATCH_ROWS, SINK_ROW_GROUP_ROWS};
 pub use source::{ParquetSource, SourceOptions};
 
-/// Errors of the input sources ([`ParquetSource`]) and of
+pub(crate) use columns::{nan_payload, specs};
+
+/// Errors of the input sources ([`ParquetSource`], [`crate::io::csv::CsvSource`]) and of
 /// [`read_events`]. Each names the file (or the pattern), where in it when that is known, and
 /// says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -114,21 +116,56 @@ pub enum SourceError {
         row: u64,
         problem: String,
     },
+    #[error("{file}: line {line}: cannot read the CSV: {source}; fix that line (quoting, number of fields, UTF-8) or check that the file was written completely")]
+    Csv {
+        file: PathBuf,
+        line: u64,
+        source: ::csv::Error,
+    },
+    #[error("{file}: line {line}: the header has no column `{column}`, required for {kind} records (header: {found}); add or rename the column, or set the record kind that matches the file")]
+    CsvMissingColumn {
+        file: PathBuf,
+        line: u64,
+        column: &'static str,
+        kind: &'static str,
+        found: String,
+    },
+    #[error(
+        "{file}: line {line}: column `{column}` appears more than once in the header; keep one"
+    )]
+    CsvDuplicateColumn {
+        file: PathBuf,
+        line: u64,
+        column: &'static str,
+    },
+    #[error("{file}: line {line}, column `ts`: {ts} ns is before the previous row's {prev} ns; sort the file by ts or set `[input] sort = true`")]
+    CsvUnsorted {
+        file: PathBuf,
+        line: u64,
+        ts: Ts,
+        prev: Ts,
+    },
 }
 
 impl SourceError {
     /// Problems with the input the user can fix (exit code 2), as opposed to IO failures and
-    /// corrupt files (1).
+    /// corrupt files (1). A CSV syntax error counts as fixable; a failed read does not.
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            SourceError::BadPattern { .. }
-                | SourceError::NoMatch { .. }
-                | SourceError::MissingColumn { .. }
-                | SourceError::WrongType { .. }
-                | SourceError::Unsorted { .. }
-                | SourceError::BadEvent { .. }
-        )
+        match self {
+            SourceError::Csv { source, .. } => !matches!(source.kind(), ::csv::ErrorKind::Io(_)),
+            _ => matches!(
+                self,
+                SourceError::BadPattern { .. }
+                    | SourceError::NoMatch { .. }
+                    | SourceError::MissingColumn { .. }
+                    | SourceError::WrongType { .. }
+                    | SourceError::Unsorted { .. }
+                    | SourceError::BadEvent { .. }
+                    | SourceError::CsvMissingColumn { .. }
+                    | SourceError::CsvDuplicateColumn { .. }
+                    | SourceError::CsvUnsorted { .. }
+            ),
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use super::merge::{matched_files, Cursor, Merge};
 use super::SourceError;
 use crate::record::{Record, RecordKind, Ts};
 
-/// How a file source reads.
+/// How a file source reads ([`ParquetSource`]; [`crate::io::csv::CsvSource`] uses `sort` only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceOptions {
     /// Rows per Arrow record batch: the most rows held per file (0 is read as 1).
