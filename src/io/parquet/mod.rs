@@ -27,7 +27,7 @@
 //!   the offending row; records before it have already been returned. After any error the
 //!   source should be dropped.
 //!
-//! The merge itself ([`merge`]) is generic over a per-file cursor, so the CSV source
+//! The merge itself (module `merge`) is generic over a per-file cursor, so the CSV source
 //! ([`crate::io::csv`]) shares it, and shares [`SourceError`] and [`SourceOptions`].
 //!
 //! # Sinks
