@@ -1,5 +1,6 @@
-//! The daemon's settings: `[kafka]` client properties, `[metrics]`, the default topic names,
-//! and the checks that a Kafka run names everything it needs.
+//! The daemon's settings: `[kafka]` client properties and their `${NAME}` environment
+//! references, `[metrics]`, the default topic names, and the checks that a Kafka run names
+//! everything it needs.
 
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +102,27 @@ pub fn default_dlq_topic(group: &str) -> String {
     format!("{group}-dlq")
 }
 
+/// Expands `${NAME}` references with `lookup`; `$` not followed by `{` is kept as is.
+/// Returns the name of the first variable that `lookup` does not know.
+pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            // An unterminated reference is kept literally.
+            out.push_str(&rest[i..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        out.push_str(&lookup(name).ok_or_else(|| name.to_string())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Kafka input and Kafka output go together (the daemon), and each needs its names.
 pub(super) fn check_kafka(
     loc: &Locator<'_>,
@@ -181,7 +203,7 @@ pub(super) fn check_kafka(
         )
     })?;
     for (name, value) in &pairs {
-        if let Err(var) = crate::io::kafka::expand_env(value, |v| std::env::var(v).ok()) {
+        if let Err(var) = expand_env(value, |v| std::env::var(v).ok()) {
             return Err(loc.key_error(
                 "kafka.properties",
                 name,
@@ -201,4 +223,21 @@ pub(super) fn check_kafka(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_expansion() {
+        let env = |n: &str| (n == "USER").then(|| "alice".to_string());
+        assert_eq!(expand_env("u=${USER}!", env).unwrap(), "u=alice!");
+        assert_eq!(
+            expand_env("$USER ${USER}${USER}", env).unwrap(),
+            "$USER alicealice"
+        );
+        assert_eq!(expand_env("${NOPE}", env).unwrap_err(), "NOPE");
+        assert_eq!(expand_env("${open", env).unwrap(), "${open");
+    }
 }

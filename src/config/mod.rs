@@ -26,7 +26,9 @@ use crate::zone::spc::Rule;
 use crate::zone::well::Well;
 
 pub use error::ConfigError;
-pub use kafka::{default_changelog_topic, default_dlq_topic, KafkaConfig, MetricsConfig};
+pub use kafka::{
+    default_changelog_topic, default_dlq_topic, expand_env, KafkaConfig, MetricsConfig,
+};
 pub use schema::{InputConfig, InputKind, OutputConfig, OutputKind, WellKind};
 
 use error::Locator;
