@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use deadband::config::{parse, ConfigError};
+use deadband::config::{parse, parse_with, ConfigError};
+use deadband::run::grr::StudyFiles;
 use deadband::zone::fit::Method;
 use deadband::zone::scale::ScaleSpec;
 use deadband::zone::well::Well;
@@ -20,7 +21,8 @@ fn every_shipped_config_validates() {
     for entry in std::fs::read_dir("config").unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) == Some("toml") {
-            deadband::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            // As `deadband validate` reads it: gauge studies from disk.
+            deadband::config::load_with(&path, &StudyFiles).unwrap_or_else(|e| panic!("{e}"));
             n += 1;
         }
     }
@@ -130,18 +132,28 @@ fn bad_value_in_a_key_override_names_the_key_table() {
 #[test]
 fn grr_scale_reads_sigma_from_a_study_file() {
     let src = "[input]\npath = \"x\"\nrecord = \"measurement\"\n[zone.scale]\nkind = \"grr\"\nstudy = \"data/aiag_msa4_grr.csv\"\nmultiplier = 1.0\n";
-    let c = parse(src, Path::new("tests/run.toml")).unwrap();
+    let c = parse_with(src, Path::new("tests/run.toml"), &StudyFiles).unwrap();
     match c.processor.defaults.scale {
         ScaleSpec::Grr { sigma, .. } => assert!((sigma - 0.3024).abs() < 5e-4, "sigma {sigma}"),
         ref s => panic!("{s:?}"),
     }
-    let e = parse(
+    let e = parse_with(
         "[input]\npath = \"x\"\n[zone.scale]\nkind = \"grr\"\nstudy = \"nope.csv\"\n",
         Path::new("tests/run.toml"),
+        &StudyFiles,
     )
     .unwrap_err();
     assert!(e.to_string().contains("nope.csv"), "{e}");
     assert_eq!(e.at.map(|a| a.0), Some(5), "{e}");
+}
+
+/// `parse` reads no files: a study is refused at its key, naming the entry point that reads it.
+#[test]
+fn parse_without_a_study_reader_refuses_a_study_at_its_key() {
+    let e = err("[input]\npath = \"x\"\n[zone.scale]\nkind = \"grr\"\nstudy = \"g.csv\"\n");
+    assert_eq!(e.at, Some((5, 1)), "{e}");
+    let t = e.to_string();
+    assert!(t.contains("g.csv") && t.contains("parse_with"), "{t}");
 }
 
 #[test]

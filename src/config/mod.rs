@@ -6,14 +6,19 @@
 //! `zone`, `fit`, `signal` and `compensation` tables override those settings for one key (a deep
 //! merge: keys not given keep the global value).
 //!
+//! This layer does no IO besides reading the configuration file in [`load`]: a gauge study named
+//! by `[zone.scale] study` is read through a [`StudyReader`] the caller passes to
+//! [`parse_with`] / [`load_with`].
+//!
 //! This file holds the entry points and the resolved [`Config`]; the tables as written are in
-//! `schema`, their resolution into per-key parameters in `resolve`, the daemon's settings in
-//! `kafka`, and error reporting in `error`.
+//! `schema`, their resolution into per-key parameters in `resolve` (the `[zone.scale]` table in
+//! `zone`), the daemon's settings in `kafka`, and error reporting in `error`.
 
 mod error;
 mod kafka;
 mod resolve;
 mod schema;
+mod zone;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +35,7 @@ pub use kafka::{
     default_changelog_topic, default_dlq_topic, expand_env, KafkaConfig, MetricsConfig,
 };
 pub use schema::{InputConfig, InputKind, OutputConfig, OutputKind, WellKind};
+pub use zone::{NoStudies, StudyReader};
 
 use error::Locator;
 use schema::RawConfig;
@@ -46,25 +52,41 @@ pub struct Config {
     pub metrics: MetricsConfig,
 }
 
-/// Reads and validates a configuration file.
+/// Reads and validates a configuration file; a `[zone.scale] study` is refused (see
+/// [`NoStudies`]). Drivers that accept gauge studies call [`load_with`].
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &NoStudies)
+}
+
+/// Reads and validates a configuration file, reading any gauge study through `studies`.
+pub fn load_with(path: &Path, studies: &dyn StudyReader) -> Result<Config, ConfigError> {
     let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.display().to_string(),
         at: None,
         message: format!("cannot read the configuration: {e}"),
         help: Some("check the path given to --config".into()),
     })?;
-    parse(&src, path)
+    parse_with(&src, path, studies)
+}
+
+/// Parses and validates configuration text; `path` names it in errors. A `[zone.scale] study`
+/// is refused (see [`NoStudies`]); [`parse_with`] reads it.
+pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with(src, path, &NoStudies)
 }
 
 /// Parses and validates configuration text; `path` names it in errors and anchors relative
-/// paths (e.g. a gauge study) to its folder.
-pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
+/// paths (a gauge study) to its folder, and `studies` reads those studies.
+pub fn parse_with(
+    src: &str,
+    path: &Path,
+    studies: &dyn StudyReader,
+) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let loc = Locator { src, file: &file };
     let raw: RawConfig = toml::from_str(src).map_err(|e| loc.toml_error(&e, None))?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let (processor, periods_per_year) = resolve::processor(&loc, &base_dir, &raw)?;
+    let (processor, periods_per_year) = resolve::processor(&loc, &base_dir, studies, &raw)?;
 
     let input = raw.input;
     if input.batch_rows == 0 {

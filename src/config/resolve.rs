@@ -10,16 +10,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::error::{backticked, explain, ConfigError, Locator};
+use super::error::{ConfigError, Locator};
 use super::schema::{RawConfig, RawFit, RawSignal, RawSpc, RawZone, TimeKind, WellKind};
+use super::zone::{build_scale, StudyReader};
 use crate::pipeline::{KeyParams, KeyPattern, ProcessorConfig, TimeAxis};
 use crate::record::RecordKind;
 use crate::signal::book::BookSpec;
 use crate::signal::compensate::CompSpec;
 use crate::signal::trend::TrendSpec;
 use crate::zone::fit::FitSpec;
-use crate::zone::grr::GrrMethod;
-use crate::zone::scale::{RegimeSet, ScaleSpec};
+use crate::zone::scale::RegimeSet;
 use crate::zone::spc::SpcSpec;
 use crate::zone::well::Well;
 use crate::zone::ParamError;
@@ -29,6 +29,7 @@ use crate::zone::ParamError;
 pub(super) fn processor(
     loc: &Locator<'_>,
     base_dir: &Path,
+    studies: &dyn StudyReader,
     raw: &RawConfig,
 ) -> Result<(ProcessorConfig, Option<f64>), ConfigError> {
     let base_zone = &raw.zone;
@@ -36,6 +37,7 @@ pub(super) fn processor(
     let (defaults, periods_per_year) = resolve_key(
         loc,
         base_dir,
+        studies,
         record,
         base_zone,
         &raw.fit,
@@ -85,6 +87,7 @@ pub(super) fn processor(
         let (params, _) = resolve_key(
             loc,
             base_dir,
+            studies,
             record,
             &zone,
             &fit,
@@ -145,6 +148,7 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 fn resolve_key(
     loc: &Locator<'_>,
     base_dir: &Path,
+    studies: &dyn StudyReader,
     record: RecordKind,
     zone: &RawZone,
     fit: &RawFit,
@@ -162,7 +166,7 @@ fn resolve_key(
 
     let well = build_well(zone).map_err(|e| perr("zone", e))?;
     well.validate().map_err(|e| perr("zone", e))?;
-    let scale = build_scale(loc, base_dir, zone, key)?;
+    let scale = build_scale(loc, base_dir, studies, zone, key)?;
     scale.validate().map_err(|e| perr("zone.scale", e))?;
     let regimes = match &zone.regimes {
         None => None,
@@ -347,67 +351,5 @@ fn build_well(z: &RawZone) -> Result<Well, ParamError> {
         WellKind::Hybrid => Well::Hybrid {
             knee: d(z.knee, 3.0),
         },
-    })
-}
-
-/// `[zone.scale]`; for `kind = "grr"` the sigma may come from a study file:
-/// `study = "gauge.csv"` (relative to the config file), `method = "anova" | "range"`.
-fn build_scale(
-    loc: &Locator<'_>,
-    base_dir: &Path,
-    z: &RawZone,
-    key: Option<&str>,
-) -> Result<ScaleSpec, ConfigError> {
-    let section = match key {
-        Some(k) => format!("keys.\"{k}\".zone.scale"),
-        None => "zone.scale".to_string(),
-    };
-    let Some(table) = &z.scale else {
-        return Ok(ScaleSpec::default());
-    };
-    let mut t = table.clone();
-    if t.get("kind").and_then(|v| v.as_str()) == Some("grr") {
-        if let Some(study) = t.remove("study") {
-            let method = match t.remove("method") {
-                None => GrrMethod::Anova,
-                Some(m) => GrrMethod::deserialize(m).map_err(|e| {
-                    loc.key_error(
-                        &section,
-                        "method",
-                        e.message().to_string(),
-                        Some("use \"anova\" or \"range\"".into()),
-                    )
-                })?,
-            };
-            let Some(study) = study.as_str() else {
-                return Err(loc.key_error(&section, "study", "must be a path string".into(), None));
-            };
-            if t.contains_key("sigma") {
-                return Err(loc.key_error(
-                    &section,
-                    "sigma",
-                    "is given together with `study`".into(),
-                    Some("keep one: sigma = <sigma_GRR> or study = \"file.csv\"".into()),
-                ));
-            }
-            let p = base_dir.join(study);
-            let sigma = crate::run::grr::sigma_from_study(&p, method).map_err(|e| {
-                loc.key_error(
-                    &section,
-                    "study",
-                    format!("{e}"),
-                    Some("fix the study file, or give sigma directly".into()),
-                )
-            })?;
-            t.insert("sigma".into(), toml::Value::Float(sigma));
-        }
-    }
-    ScaleSpec::deserialize(toml::Value::Table(t)).map_err(|e| {
-        let (msg, help) = explain(e.message());
-        let key_in_msg = backticked(&msg);
-        match key_in_msg {
-            Some(k) => loc.key_error(&section, &k, msg, help),
-            None => loc.key_error(&section, "kind", msg, help),
-        }
     })
 }
