@@ -85,6 +85,53 @@ fn well_parameters_that_do_not_apply_are_refused() {
 }
 
 #[test]
+fn wells_are_read_by_shape_with_their_parameters() {
+    let c = parse(
+        "[input]\npath = \"x\"\n[zone]\nwell = \"gaussian\"\nwidth = 2.0\n",
+        Path::new("run.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.processor.defaults.fit.well, Well::Gaussian { scale: 2.0 });
+    let c = parse(
+        "[input]\npath = \"x\"\n[zone]\nwell = \"huber\"\n[keys.\"ES\".zone]\nthreshold = 2.0\n",
+        Path::new("run.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.processor.defaults.fit.well,
+        Well::Huber { threshold: 1.345 }
+    );
+    assert_eq!(
+        c.processor.params_for("ES").fit.well,
+        Well::Huber { threshold: 2.0 }
+    );
+}
+
+#[test]
+fn bad_wells_name_the_valid_shapes_and_the_key_at_fault() {
+    let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"hubr\"\n");
+    assert_eq!(e.at, Some((4, 1)), "{e}");
+    let t = e.to_string();
+    assert!(
+        t.contains("did you mean `huber`") && t.contains("soft_dead_zone"),
+        "{t}"
+    );
+
+    let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"huber\"\nthreshold = \"big\"\n");
+    assert_eq!(e.at, Some((5, 1)), "{e}");
+    assert!(e.to_string().contains("`threshold`"), "{e}");
+
+    let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"gaussian\"\nwidth = -1.0\n");
+    assert_eq!(e.at, Some((5, 1)), "{e}");
+    assert!(e.to_string().contains("`width`"), "{e}");
+
+    // A misspelt [zone] key is refused too, with the closest name.
+    let e = err("[input]\npath = \"x\"\n[zone]\nflor = 1e-6\n");
+    assert_eq!(e.at, Some((4, 1)), "{e}");
+    assert!(e.to_string().contains("did you mean `floor`"), "{e}");
+}
+
+#[test]
 fn per_key_override_merges_over_the_global_tables() {
     let src = r#"
 [input]

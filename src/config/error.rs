@@ -153,6 +153,16 @@ pub(super) fn backticked(msg: &str) -> Option<String> {
     Some(msg[start..end].to_string())
 }
 
+/// The name in `names` closest to the misspelt `bad`, if any is close enough to suggest.
+pub(super) fn closest<'a>(bad: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .map(|n| (strsim::jaro_winkler(bad, n), n))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(s, _)| *s > 0.7)
+        .map(|(_, n)| n)
+}
+
 /// Adds the fix to serde's messages: for an unknown key or variant, the closest valid name.
 pub(super) fn explain(msg: &str) -> (String, Option<String>) {
     let msg = msg.trim().to_string();
@@ -165,13 +175,8 @@ pub(super) fn explain(msg: &str) -> (String, Option<String>) {
                 .step_by(2)
                 .map(str::to_string)
                 .collect();
-            let best = names
-                .iter()
-                .map(|n| (strsim::jaro_winkler(&bad, n), n))
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .filter(|(s, _)| *s > 0.7);
-            let help = match best {
-                Some((_, n)) => format!("did you mean `{n}`? valid here: {}", names.join(", ")),
+            let help = match closest(&bad, names.iter().map(String::as_str)) {
+                Some(n) => format!("did you mean `{n}`? valid here: {}", names.join(", ")),
                 None => format!("valid here: {}", names.join(", ")),
             };
             return (msg, Some(help));

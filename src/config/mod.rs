@@ -11,8 +11,8 @@
 //! [`parse_with`] / [`load_with`].
 //!
 //! This file holds the entry points and the resolved [`Config`]; the tables as written are in
-//! `schema`, their resolution into per-key parameters in `resolve` (the `[zone.scale]` table in
-//! `zone`), the daemon's settings in `kafka`, and error reporting in `error`.
+//! `schema`, their resolution into per-key parameters in `resolve` (the well and the `[zone.scale]`
+//! table in `zone`), the daemon's settings in `kafka`, and error reporting in `error`.
 
 mod error;
 mod kafka;
@@ -34,7 +34,7 @@ pub use error::ConfigError;
 pub use kafka::{
     default_changelog_topic, default_dlq_topic, expand_env, KafkaConfig, MetricsConfig,
 };
-pub use schema::{InputConfig, InputKind, OutputConfig, OutputKind, WellKind};
+pub use schema::{InputConfig, InputKind, OutputConfig, OutputKind};
 pub use zone::{NoStudies, StudyReader};
 
 use error::Locator;

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::error::{ConfigError, Locator};
-use super::schema::{RawConfig, RawFit, RawSignal, RawSpc, RawZone, TimeKind, WellKind};
-use super::zone::{build_scale, StudyReader};
+use super::schema::{RawConfig, RawFit, RawSignal, RawSpc, RawZone, TimeKind};
+use super::zone::{build_scale, build_well, StudyReader};
 use crate::pipeline::{KeyParams, KeyPattern, ProcessorConfig, TimeAxis};
 use crate::record::RecordKind;
 use crate::signal::book::BookSpec;
@@ -21,7 +21,6 @@ use crate::signal::trend::TrendSpec;
 use crate::zone::fit::FitSpec;
 use crate::zone::scale::RegimeSet;
 use crate::zone::spc::SpcSpec;
-use crate::zone::well::Well;
 use crate::zone::ParamError;
 
 /// The per-key parameters of the whole file: the defaults, then each `[keys."NAME"]` table
@@ -164,7 +163,7 @@ fn resolve_key(
     let perr =
         |s: &str, e: ParamError| loc.key_error(&section(s), e.param, e.problem.clone(), None);
 
-    let well = build_well(zone).map_err(|e| perr("zone", e))?;
+    let well = build_well(loc, &section("zone"), &zone.well)?;
     well.validate().map_err(|e| perr("zone", e))?;
     let scale = build_scale(loc, base_dir, studies, zone, key)?;
     scale.validate().map_err(|e| perr("zone.scale", e))?;
@@ -296,60 +295,4 @@ fn resolve_key(
     };
     params.check().map_err(|e| perr("fit", e))?;
     Ok((params, signal.periods_per_year))
-}
-
-fn build_well(z: &RawZone) -> Result<Well, ParamError> {
-    let given: [(&'static str, Option<f64>); 6] = [
-        ("softness", z.softness),
-        ("depth", z.depth),
-        ("sharpness", z.sharpness),
-        ("width", z.width),
-        ("threshold", z.threshold),
-        ("knee", z.knee),
-    ];
-    let allowed: &[&str] = match z.well {
-        WellKind::Quadratic | WellKind::DeadZone => &[],
-        WellKind::SoftDeadZone => &["softness"],
-        WellKind::SquareWell => &["depth", "sharpness"],
-        WellKind::Gaussian | WellKind::Reciprocal | WellKind::Log => &["width"],
-        WellKind::Huber => &["threshold"],
-        WellKind::Hybrid => &["knee"],
-    };
-    for (name, v) in given {
-        if v.is_some() && !allowed.contains(&name) {
-            let which = if allowed.is_empty() {
-                "none".to_string()
-            } else {
-                allowed.join(", ")
-            };
-            return Err(ParamError::new(name, format!("does not apply to this well (its parameters: {which}); remove it or change `well`")));
-        }
-    }
-    let d = |v: Option<f64>, default: f64| v.unwrap_or(default);
-    Ok(match z.well {
-        WellKind::Quadratic => Well::Quadratic,
-        WellKind::DeadZone => Well::DeadZone,
-        WellKind::SoftDeadZone => Well::SoftDeadZone {
-            softness: d(z.softness, 0.1),
-        },
-        WellKind::SquareWell => Well::SquareWell {
-            depth: d(z.depth, 1.0),
-            sharpness: d(z.sharpness, 0.1),
-        },
-        WellKind::Gaussian => Well::Gaussian {
-            scale: d(z.width, 1.0),
-        },
-        WellKind::Reciprocal => Well::Reciprocal {
-            scale: d(z.width, 1.0),
-        },
-        WellKind::Log => Well::Log {
-            scale: d(z.width, 1.0),
-        },
-        WellKind::Huber => Well::Huber {
-            threshold: d(z.threshold, 1.345),
-        },
-        WellKind::Hybrid => Well::Hybrid {
-            knee: d(z.knee, 3.0),
-        },
-    })
 }

@@ -1,5 +1,5 @@
-//! The configuration file as written: one serde struct per table, unknown keys refused, before
-//! any defaults are merged or values checked.
+//! The configuration file as written: one serde struct per table, unknown keys refused (in
+//! `[zone]`, when its well is resolved), before any defaults are merged or values checked.
 
 use std::collections::BTreeMap;
 
@@ -88,42 +88,34 @@ fn default_report_keys() -> usize {
     4
 }
 
-/// Loss shape names for `[zone] well = "..."`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum WellKind {
-    Quadratic,
-    #[default]
-    DeadZone,
-    SoftDeadZone,
-    SquareWell,
-    Gaussian,
-    Reciprocal,
-    Log,
-    Huber,
-    Hybrid,
-}
-
 /// `[zone]` as written (before resolving the well and the scale).
+///
+/// The well is not spelt out here: every key this struct does not name lands in `well` and is
+/// read as a [`crate::zone::well::Well`] (`well = "<shape>"` plus that shape's parameters) when
+/// the zone is resolved, which is also where keys that fit neither are refused. So unknown keys
+/// are not refused by serde here (`deny_unknown_fields` does not combine with `flatten`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawZone {
-    #[serde(default)]
-    pub(super) well: WellKind,
-    pub(super) softness: Option<f64>,
-    pub(super) depth: Option<f64>,
-    pub(super) sharpness: Option<f64>,
-    /// Length of gaussian/reciprocal/log wells in units of eps (their `scale`).
-    pub(super) width: Option<f64>,
-    pub(super) threshold: Option<f64>,
-    pub(super) knee: Option<f64>,
     #[serde(default = "default_floor")]
     pub(super) floor: f64,
     pub(super) scale: Option<toml::Table>,
     pub(super) regimes: Option<Vec<RegimeSpec>>,
     pub(super) regime_half_life: Option<f64>,
     pub(super) regime_confirm: Option<u32>,
+    /// `well` and the well's parameters (and any misspelt key, refused on resolution).
+    #[serde(flatten)]
+    pub(super) well: toml::Table,
 }
+
+/// The `[zone]` keys besides the well's parameters, for "did you mean" on a key that is neither.
+pub(super) const ZONE_KEYS: [&str; 6] = [
+    "well",
+    "floor",
+    "scale",
+    "regimes",
+    "regime_half_life",
+    "regime_confirm",
+];
 
 fn default_floor() -> f64 {
     1e-9
@@ -239,4 +231,31 @@ pub(super) struct RawConfig {
     pub(super) kafka: KafkaConfig,
     #[serde(default)]
     pub(super) metrics: MetricsConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ZONE_KEYS` names exactly what `RawZone` claims, plus `well`.
+    #[test]
+    fn zone_keys_match_the_raw_zone_fields() {
+        let z: RawZone = toml::from_str(
+            "floor = 1e-6\nregime_half_life = 50.0\nregime_confirm = 3\nregimes = []\n[scale]\n",
+        )
+        .unwrap();
+        assert!(z.well.is_empty(), "{:?}", z.well);
+        let written = toml::Value::try_from(&z).unwrap();
+        let mut keys: Vec<&str> = written
+            .as_table()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.push("well");
+        keys.sort_unstable();
+        let mut expected = ZONE_KEYS;
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+    }
 }

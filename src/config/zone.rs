@@ -1,15 +1,17 @@
-//! The `[zone.scale]` table: resolved into a `ScaleSpec`, with sigma_GRR taken from a gauge
-//! study when the table names one. The study is read by the caller's [`StudyReader`], so this
-//! layer itself opens no files.
+//! The two open-ended parts of `[zone]`: the well, read as a `zone::well::Well` from the keys
+//! the zone table does not name itself, and `[zone.scale]`, resolved into a `ScaleSpec` with
+//! sigma_GRR taken from a gauge study when the table names one. The study is read by the
+//! caller's [`StudyReader`], so this layer itself opens no files.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
-use super::error::{backticked, explain, ConfigError, Locator};
-use super::schema::RawZone;
+use super::error::{backticked, closest, explain, ConfigError, Locator};
+use super::schema::{RawZone, ZONE_KEYS};
 use crate::zone::grr::GrrMethod;
 use crate::zone::scale::ScaleSpec;
+use crate::zone::well::Well;
 
 /// Reads sigma_GRR (the measurement system's standard deviation) from a gauge R&R study file,
 /// for `[zone.scale] kind = "grr"` with `study = "file.csv"`. Supplied by whoever parses the
@@ -42,6 +44,64 @@ impl StudyReader for NoStudies {
         )
         .into())
     }
+}
+
+/// The well of `[section]`: `keys` are the zone keys `RawZone` does not name, i.e. `well`
+/// (default `dead_zone`) and the shape's parameters. The shape is read first, then each
+/// parameter on its own, so an error names the key at fault; a key that is neither a parameter
+/// of the shape nor a `[zone]` setting is refused with the shape's parameters and the closest
+/// valid name.
+pub(super) fn build_well(
+    loc: &Locator<'_>,
+    section: &str,
+    keys: &toml::Table,
+) -> Result<Well, ConfigError> {
+    let shape = keys
+        .get("well")
+        .cloned()
+        .unwrap_or_else(|| Well::default().name().into());
+    let with = |param: Option<(&String, &toml::Value)>| {
+        let mut t = toml::Table::new();
+        t.insert("well".into(), shape.clone());
+        if let Some((k, v)) = param {
+            t.insert(k.clone(), v.clone());
+        }
+        toml::Value::Table(t)
+    };
+    let at_well = |e: toml::de::Error| {
+        let (msg, help) = explain(e.message());
+        loc.key_error(section, "well", msg, help)
+    };
+    let bare = Well::deserialize(with(None)).map_err(at_well)?;
+    let own = bare.param_names();
+    for (k, v) in keys.iter().filter(|(k, _)| *k != "well") {
+        if !own.contains(&k.as_str()) {
+            let which = if own.is_empty() {
+                "none".to_string()
+            } else {
+                own.join(", ")
+            };
+            let fix = "remove it, or change `well` to a shape that takes it";
+            let help = match closest(k, ZONE_KEYS.iter().chain(own).copied()) {
+                Some(n) => format!("did you mean `{n}`? Otherwise {fix}"),
+                None => fix.to_string(),
+            };
+            return Err(loc.key_error(
+                section,
+                k,
+                format!(
+                    "is not a parameter of the `{}` well (its parameters: {which}) nor a [zone] setting",
+                    bare.name()
+                ),
+                Some(help),
+            ));
+        }
+        Well::deserialize(with(Some((k, v))))
+            .map_err(|e| loc.key_error(section, k, e.message().trim().to_string(), None))?;
+    }
+    let mut all = keys.clone();
+    all.insert("well".into(), shape);
+    Well::deserialize(toml::Value::Table(all)).map_err(at_well)
 }
 
 /// `[zone.scale]`; for `kind = "grr"` the sigma may come from a study file:
