@@ -9,6 +9,7 @@ use crate::error::Failure;
 use crate::flow::{FlowError, Item, Pulled, Sink, Source, Step};
 use crate::record::{Event, FitRow, Record, RecordKind};
 
+use super::csv::CsvSource;
 use super::parquet::{
     EventWriter, FitWriter, ParquetSource, SinkError, SourceError, SourceOptions,
 };
