@@ -71,6 +71,11 @@ struct Topics {
 
 impl Topics {
     fn create(brokers: &str, name: &str, partitions: i32) -> Topics {
+        Topics::create_with(brokers, name, partitions, true)
+    }
+
+    /// Creates the input, events and DLQ topics, and the changelog only when `changelog`.
+    fn create_with(brokers: &str, name: &str, partitions: i32, changelog: bool) -> Topics {
         let base = unique(name);
         let t = Topics {
             input: format!("{base}-in"),
@@ -85,7 +90,7 @@ impl Topics {
             .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)));
         let compact = NewTopic::new(&t.changelog, partitions, TopicReplication::Fixed(1))
             .set("cleanup.policy", "compact");
-        let all: Vec<&NewTopic> = plain.iter().chain([&compact]).collect();
+        let all: Vec<&NewTopic> = plain.iter().chain(changelog.then_some(&compact)).collect();
         let res = futures::executor::block_on(admin.create_topics(all, &AdminOptions::new()))
             .expect("create topics");
         for r in res {
@@ -555,6 +560,41 @@ fn parity_with_replay() {
     assert!(
         read_topic(&b, &t.dlq, t.partitions).is_empty(),
         "generated data is valid"
+    );
+}
+
+/// Started as the README shows on a broker without the changelog topic, the daemon creates it
+/// (as many partitions as the input) and runs, instead of exiting (issue 9, finding 13).
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs it"]
+fn a_missing_changelog_is_created() {
+    let b = brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topics::create_with(&b, "nochangelog", 3, false);
+    let file = gen_market(dir.path(), 3, 300);
+    assert!(produce_cmd(&file, &t.input, &b).status().unwrap().success());
+    let config = write_config(dir.path(), &b, &t, free_port());
+    let mut d = Daemon::start(&config, dir.path().join("daemon.log"));
+    wait_for("the group to commit all input", &mut d, || {
+        caught_up(&b, &t)
+    });
+    d.terminate();
+    let md = reader(&b)
+        .fetch_metadata(Some(&t.changelog), Duration::from_secs(10))
+        .unwrap();
+    let topic = md
+        .topics()
+        .iter()
+        .find(|x| x.name() == t.changelog)
+        .unwrap();
+    assert_eq!(
+        topic.partitions().len(),
+        3,
+        "as many partitions as the input"
+    );
+    assert!(
+        !read_topic(&b, &t.changelog, t.partitions).is_empty(),
+        "the daemon checkpointed its keys into it"
     );
 }
 

@@ -399,6 +399,12 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
     })?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 
+    kafka::ensure_changelog(
+        &base,
+        &shared.changelog_topic,
+        &topics,
+        Duration::from_secs(30),
+    )?;
     let consumer = Arc::new(kafka::group_consumer(&base, &group, Ctx(shared.clone()))?);
     let _ = shared.consumer.set(Arc::downgrade(&consumer));
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();

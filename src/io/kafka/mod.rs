@@ -11,11 +11,14 @@ pub use flow::{ChangelogCheckpoint, KafkaSink, PartitionSource, Work};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::{expand_env, KafkaConfig};
@@ -40,12 +43,17 @@ pub enum KafkaIoError {
     },
     #[error("Kafka {what}: {source}")]
     Client { what: String, source: KafkaError },
+    #[error("{0}")]
+    Changelog(String),
 }
 
 impl KafkaIoError {
     /// True for errors the user fixes in the configuration (exit code 2).
     pub fn is_config(&self) -> bool {
-        matches!(self, KafkaIoError::Property(_) | KafkaIoError::Env { .. })
+        matches!(
+            self,
+            KafkaIoError::Property(_) | KafkaIoError::Env { .. } | KafkaIoError::Changelog(_)
+        )
     }
 }
 
@@ -167,6 +175,86 @@ pub fn read_changelog(
         }
     }
     Ok(state)
+}
+
+/// Partitions of `topic` in the cluster's metadata; `None` when the topic does not exist.
+fn partition_count(
+    client: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Option<usize>, KafkaIoError> {
+    let md = client
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| KafkaIoError::Client {
+            what: format!("metadata of {topic}"),
+            source,
+        })?;
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().len()))
+}
+
+/// Makes sure the changelog can hold every input partition's state, as Kafka Streams does with
+/// its internal topics: a missing changelog is created compacted with as many partitions as the
+/// largest input topic; one with fewer partitions is refused with the fix (a partition's state
+/// is written to the changelog partition of the same number). Compaction of an existing topic
+/// is not checked (not every broker answers DescribeConfigs); the README says to set it.
+pub fn ensure_changelog(
+    base: &ClientConfig,
+    changelog: &str,
+    inputs: &[String],
+    timeout: Duration,
+) -> Result<(), KafkaIoError> {
+    let client: BaseConsumer = base.create().map_err(|source| KafkaIoError::Create {
+        what: "metadata client",
+        source,
+    })?;
+    let mut needed = 0;
+    for t in inputs {
+        needed = needed.max(partition_count(&client, t, timeout)?.unwrap_or(0));
+    }
+    match partition_count(&client, changelog, timeout)? {
+        Some(have) if have >= needed => Ok(()),
+        Some(have) => Err(KafkaIoError::Changelog(format!(
+            "changelog topic `{changelog}` has {have} partitions but the input has {needed}; \
+             recreate it with at least {needed} partitions (cleanup.policy=compact) or name \
+             another one in [output] changelog_topic"
+        ))),
+        None => {
+            let admin: AdminClient<DefaultClientContext> =
+                base.create().map_err(|source| KafkaIoError::Create {
+                    what: "admin client",
+                    source,
+                })?;
+            let partitions = i32::try_from(needed.max(1)).unwrap_or(i32::MAX);
+            let topic = NewTopic::new(changelog, partitions, TopicReplication::Fixed(-1))
+                .set("cleanup.policy", "compact");
+            let opts = AdminOptions::new().operation_timeout(Some(timeout));
+            let res = futures::executor::block_on(admin.create_topics([&topic], &opts)).map_err(
+                |source| KafkaIoError::Client {
+                    what: format!("creating changelog topic {changelog}"),
+                    source,
+                },
+            )?;
+            for r in res {
+                match r {
+                    Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((name, code)) => {
+                        return Err(KafkaIoError::Changelog(format!(
+                            "cannot create changelog topic `{name}`: {code}; create it \
+                             (cleanup.policy=compact, {partitions} partitions) or grant the \
+                             daemon's user CreateTopics"
+                        )))
+                    }
+                }
+            }
+            tracing::info!(topic = changelog, partitions, "created the changelog topic");
+            Ok(())
+        }
+    }
 }
 
 /// The headers of a dead-letter record: `deadband-error` (the reason) and `deadband-source`
