@@ -439,9 +439,9 @@ fn step(state: &mut KeyState, rec: &Record<'_>, out: &mut Vec<Event>) -> Accepte
                 out_of_tolerance = Some(oot);
                 let warm = seq >= p.trend.warmup;
                 let comp = match p.comp.trigger {
-                    Trigger::Predictive if warm => {
-                        core.comp.predictive(&p.comp, &spec, fit.level, fit.slope)
-                    }
+                    Trigger::Predictive if warm => core
+                        .comp
+                        .predictive(&p.comp, &spec, fit.level, fit.slope, eps, None, false),
                     Trigger::Shewhart if beyond_3_sigma => {
                         core.comp.shewhart(&p.comp, &spec, m.value)
                     }
