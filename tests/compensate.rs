@@ -1,0 +1,577 @@
+//! Predictive compensation, outlier gate, step detection and the residual chart: closed forms for
+//! the derived guard, horizon and aim, hand-built sequences for the gate and the chart, and
+//! closed-loop runs on generated sensor data judged against its ground truth.
+
+use deadband::run::gen::{GenOptions, SensorGen, SensorRow};
+use deadband::signal::chart::{ResidualChart, QUIET};
+use deadband::signal::compensate::{CompSpec, Compensator, Spec};
+use deadband::signal::control::{Control, Part};
+use deadband::signal::gate::{Gate, GateParams, ToolWatch, Verdict};
+use deadband::zone::fit::{FitSpec, Fitter, Method};
+use deadband::zone::spc::{CusumSpec, Rule, SpcSpec};
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))
+}
+
+const PART: Spec = Spec {
+    nominal: 25.0,
+    lsl: 24.975,
+    usl: 25.025,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Derived guard, horizon and aim
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn derived_guard_and_horizon_follow_the_closed_form() {
+    let spec = CompSpec::default();
+    let (eps, sigma) = (0.0025, 0.000833);
+    // guard = eps + 3 sigma; horizon = eps / |slope| (the fit's reaction time in parts).
+    let p = spec.plan(&PART, eps, Some(sigma), -0.0002);
+    assert!(close(p.guard, eps + 3.0 * sigma));
+    assert!(close(p.horizon, 12.5));
+    assert!(close(p.low, 24.975 + p.guard) && close(p.high, 25.025 - p.guard));
+    // Without a gauge sigma, eps / 3 stands in for it: guard = 2 eps.
+    assert!(close(spec.plan(&PART, eps, None, 0.0).guard, 2.0 * eps));
+    // A slope too small to wear eps within horizon_max parts: the horizon is horizon_max.
+    assert!(close(spec.plan(&PART, eps, None, 1e-6).horizon, 100.0));
+    assert!(close(spec.plan(&PART, eps, None, 0.0).horizon, 100.0));
+    // A fast wear: never less than the next part.
+    assert!(close(spec.plan(&PART, eps, None, 0.01).horizon, 1.0));
+    // The derived guard leaves half of the half tolerance at least.
+    assert!(close(spec.plan(&PART, 0.02, None, 0.0).guard, 0.0125));
+    // Configured values win, and a configured sigma wins over the zone's.
+    let set = CompSpec {
+        guard: Some(0.004),
+        horizon: Some(5.0),
+        ..spec
+    };
+    let p = set.plan(&PART, eps, Some(sigma), 0.001);
+    assert!(close(p.guard, 0.004) && close(p.horizon, 5.0));
+    let own = CompSpec {
+        sigma: Some(0.0001),
+        ..spec
+    };
+    assert!(close(
+        own.plan(&PART, eps, Some(sigma), 0.0).guard,
+        eps + 0.0003
+    ));
+}
+
+#[test]
+fn the_target_aims_past_nominal_against_the_wear() {
+    let spec = CompSpec::default();
+    let eps = 0.0025;
+    // Growing diameter: set low, at the far guarded limit when the wear reaches that far.
+    let b = 0.0002;
+    let p = spec.plan(&PART, eps, None, b);
+    let t = spec.target(&PART, &p, b);
+    assert!(close(t, p.low), "{t} vs {}", p.low);
+    // Shrinking bore: set high.
+    let p = spec.plan(&PART, eps, None, -b);
+    assert!(close(spec.target(&PART, &p, -b), p.high));
+    // A barely significant slope aims only as far as it wears in horizon_max parts.
+    let b = 1e-5;
+    let p = spec.plan(&PART, eps, None, b);
+    assert!(close(spec.target(&PART, &p, b), 25.0 - b * 100.0));
+    // No slope, or aim = 0: nominal.
+    let p = spec.plan(&PART, eps, None, 0.0);
+    assert!(close(spec.target(&PART, &p, 0.0), 25.0));
+    let centre = CompSpec { aim: 0.0, ..spec };
+    let p = centre.plan(&PART, eps, None, 0.0002);
+    assert!(close(centre.target(&PART, &p, 0.0002), 25.0));
+    // A fixed long horizon: the target's own prediction stays inside the guarded band, and
+    // when the wear over the horizon is wider than the band, nominal is all that is left.
+    let long = CompSpec {
+        horizon: Some(50.0),
+        ..spec
+    };
+    let b = 0.0002;
+    let p = long.plan(&PART, eps, None, b);
+    let t = long.target(&PART, &p, b);
+    assert!(close(t, p.low) && t + b * p.horizon <= p.high);
+    let b = 0.001;
+    let p = long.plan(&PART, eps, None, b);
+    assert!(b * p.horizon > p.high - p.low);
+    assert!(close(long.target(&PART, &p, b), 25.0));
+}
+
+#[test]
+fn compensation_fires_when_the_level_or_its_prediction_leaves_the_band() {
+    let spec = CompSpec {
+        cooldown: 3,
+        ..CompSpec::default()
+    };
+    let (eps, b) = (0.0025, 0.0002);
+    let p = spec.plan(&PART, eps, None, b);
+    let mut c = Compensator::default();
+    c.tick();
+    // Prediction exactly on the guarded limit: no.
+    let level = p.high - b * p.horizon;
+    assert!(c
+        .predictive(&spec, &PART, level, b, eps, None, false)
+        .is_none());
+    c.tick();
+    let level = level + 1e-6;
+    let k = c
+        .predictive(&spec, &PART, level, b, eps, None, false)
+        .expect("fires");
+    assert!(close(k.offset, p.low - level), "re-set at the far limit");
+    assert!(close(k.predicted, level + b * p.horizon - 25.0));
+    assert!(close(c.applied, k.offset) && c.count == 1);
+    // The level itself below the band with a slope that would bring it back: still fires
+    // (after the cooldown), and re-centres on the low side's target for that slope.
+    for _ in 0..2 {
+        c.tick();
+        assert!(c
+            .predictive(&spec, &PART, p.low - 1e-4, b, eps, None, false)
+            .is_none());
+    }
+    c.tick();
+    assert!(c
+        .predictive(&spec, &PART, p.low - 1e-4, b, eps, None, false)
+        .is_some());
+    // A forced decision skips the cooldown; a restart clears the applied offset.
+    assert!(c
+        .predictive(&spec, &PART, p.high + 1e-4, b, eps, None, true)
+        .is_some());
+    c.restart();
+    assert!(c.applied == 0.0 && c.parts == 0 && c.count == 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gate, steps, tool column
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_gate_counts_single_outliers_and_turns_runs_into_steps() {
+    let p = GateParams {
+        k: 2.0,
+        m: 3,
+        detect_steps: true,
+    };
+    let eps = 1.0;
+    let mut g = Gate::default();
+    assert_eq!(g.judge(&p, 1.9, eps, false), Verdict::Fit);
+    assert_eq!(g.judge(&p, 10.0, eps, false), Verdict::Gated);
+    assert_eq!(g.judge(&p, 0.5, eps, false), Verdict::Fit);
+    // Beyond on alternating sides is no step.
+    for r in [5.0, -5.0, 5.0, -5.0] {
+        assert_eq!(g.judge(&p, r, eps, false), Verdict::Gated);
+    }
+    assert_eq!(g.gated, 5);
+    // Three in a row on one side: a step of their mean residual.
+    assert_eq!(g.judge(&p, 0.0, eps, false), Verdict::Fit);
+    assert_eq!(g.judge(&p, 3.0, eps, false), Verdict::Gated);
+    assert_eq!(g.judge(&p, 4.0, eps, false), Verdict::Gated);
+    assert_eq!(g.judge(&p, 5.0, eps, false), Verdict::Step { shift: 4.0 });
+    assert_eq!((g.gated, g.steps), (7, 1));
+    // Three parts outside the tolerance, however close to the prediction: a step of size 0.
+    assert_eq!(g.judge(&p, 0.1, eps, true), Verdict::Fit);
+    assert_eq!(g.judge(&p, 0.1, eps, true), Verdict::Fit);
+    assert_eq!(g.judge(&p, 0.1, eps, true), Verdict::Step { shift: 0.0 });
+    // A restart forgets a pending run.
+    assert_eq!(g.judge(&p, 3.0, eps, false), Verdict::Gated);
+    assert_eq!(g.judge(&p, 3.0, eps, false), Verdict::Gated);
+    g.restart();
+    assert_eq!(g.judge(&p, 3.0, eps, false), Verdict::Gated);
+    // Without step detection the m-th part of a run is fitted (the fit must follow real moves).
+    let off = GateParams {
+        detect_steps: false,
+        ..p
+    };
+    let mut g = Gate::default();
+    let v: Vec<_> = (0..4).map(|_| g.judge(&off, 3.0, eps, true)).collect();
+    assert_eq!(
+        v,
+        [Verdict::Gated, Verdict::Gated, Verdict::Fit, Verdict::Gated]
+    );
+    // k = 0: no gate.
+    let none = GateParams { k: 0.0, ..p };
+    assert_eq!(Gate::default().judge(&none, 1e9, eps, false), Verdict::Fit);
+}
+
+#[test]
+fn a_tool_change_is_a_new_value_of_the_tool_column() {
+    let mut w = ToolWatch::default();
+    let seen: Vec<bool> = [None, Some(3), Some(3), None, Some(4), Some(4), Some(3)]
+        .into_iter()
+        .map(|t| w.changed(t))
+        .collect();
+    assert_eq!(seen, [false, false, false, false, true, false, true]);
+    assert_eq!(w.changes, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Residual chart
+// ---------------------------------------------------------------------------------------------
+
+fn chart_spec() -> SpcSpec {
+    SpcSpec {
+        baseline: 25,
+        rules: vec![Rule::We1],
+        cusum: Some(CusumSpec { k: 0.5, h: 5.0 }),
+        ..SpcSpec::default()
+    }
+}
+
+/// Alternating ±1: moving range 2, so the baseline's sigma is 2 / 1.128.
+fn alternating(n: usize) -> impl Iterator<Item = f64> {
+    (0..n).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+}
+
+#[test]
+fn the_residual_chart_raises_one_alarm_per_excursion() {
+    let mut c = ResidualChart::new(&chart_spec()).unwrap();
+    for r in alternating(25) {
+        assert!(c.update(r, None).alarm.is_none());
+    }
+    let sigma = 2.0 / 1.128;
+    assert!(close(c.spc().sigma().unwrap(), sigma));
+    assert_eq!(c.spc().centre(), Some(0.0), "a residual is centred on 0");
+    // Three points beyond 3 sigma within the quiet window: one alarm.
+    let big = 3.5 * sigma;
+    let mut alarms = Vec::new();
+    for r in [big, 0.0, big, 0.0, 0.0, -big] {
+        alarms.extend(c.update(r, None).alarm);
+    }
+    assert_eq!(alarms.len(), 1);
+    assert_eq!(alarms[0].rule, Rule::We1);
+    // QUIET quiet parts end the excursion; the next point beyond raises a new alarm.
+    for r in alternating(QUIET as usize) {
+        assert!(c.update(r * 0.1, None).alarm.is_none());
+    }
+    assert!(c.update(big, None).alarm.is_some());
+    assert_eq!(c.alarms, 2);
+    // A restart re-estimates the limits from the new tool's residuals.
+    c.restart();
+    assert!(c.spc().sigma().is_none());
+    for r in alternating(25) {
+        c.update(3.0 * r, None);
+    }
+    assert!(close(c.spc().sigma().unwrap(), 3.0 * sigma));
+}
+
+#[test]
+fn the_residual_chart_never_uses_less_than_the_gauge_sigma() {
+    let mut c = ResidualChart::new(&chart_spec()).unwrap();
+    for r in alternating(25) {
+        c.update(0.1 * r, Some(1.0));
+    }
+    assert_eq!(c.spc().sigma(), Some(1.0));
+    // 2.9 is inside 3 gauge sigmas (it would be far outside 3 x 0.177).
+    assert!(c.update(2.9, Some(1.0)).firing.get(Rule::We1).is_none());
+    assert!(c.update(3.1, Some(1.0)).firing.get(Rule::We1).is_some());
+    // After a restart the baseline is estimated again (and kept when above the floor).
+    c.restart();
+    for r in alternating(25) {
+        c.update(2.0 * r, Some(1.0));
+    }
+    assert!(close(c.spc().sigma().unwrap(), 4.0 / 1.128));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Closed loop on generated data
+// ---------------------------------------------------------------------------------------------
+
+/// Closed-loop results of one run.
+#[derive(Debug, Default, Clone, Copy)]
+struct Loop {
+    parts: u64,
+    /// Parts whose true (noise-free, compensated) value is outside the tolerance.
+    true_oot: u64,
+    measured_oot: u64,
+    /// Measured out of tolerance on a part without a gross gauge error.
+    measured_oot_clean: u64,
+    compensations: u64,
+    alarms: u64,
+    gated: u64,
+    steps: u64,
+    tool_changes: u64,
+}
+
+fn fit_spec() -> FitSpec {
+    FitSpec {
+        method: Method::SmRls,
+        order: 1,
+        forgetting: 0.995,
+        leak: 0.02,
+        ..FitSpec::default()
+    }
+}
+
+/// Runs the strategy's loop on `gen sensor` rows as the backtest does: the offsets a key's
+/// compensations emit are added to its later measurements, and a tool change (ground truth)
+/// clears the machine's wear offset (the new tool is touched off at nominal). `with_tool` says
+/// whether the loop is shown the tool column. `shift(key, part)` adds a disturbance to the
+/// measured value; `alarm(key, part)` is called for each SPC alarm.
+fn closed_loop(
+    rows: impl Iterator<Item = SensorRow>,
+    keys: usize,
+    with_tool: bool,
+    shift: impl Fn(usize, u64) -> f64,
+    mut alarm: impl FnMut(usize, u64),
+) -> Loop {
+    let spec = CompSpec::default();
+    let mut fitters: Vec<Fitter> = (0..keys)
+        .map(|_| Fitter::new(fit_spec()).unwrap())
+        .collect();
+    let mut controls: Vec<Control> = (0..keys)
+        .map(|_| Control::new(Some(&chart_spec())).unwrap())
+        .collect();
+    let mut offsets = vec![0.0; keys];
+    let mut tools = vec![0i64; keys];
+    let mut seq = vec![0u64; keys];
+    let mut r = Loop::default();
+    for (i, row) in rows.enumerate() {
+        let k = i % keys;
+        if row.tool != tools[k] {
+            tools[k] = row.tool;
+            offsets[k] = 0.0;
+            r.tool_changes += 1;
+        }
+        let part = Part {
+            t: seq[k] as f64,
+            y: row.value + offsets[k] + shift(k, seq[k]),
+            eps: 3.0 * row.sigma_grr,
+            sigma: Some(row.sigma_grr),
+            tool: with_tool.then_some(row.tool as u32),
+            spec: Some(Spec {
+                nominal: row.nominal,
+                lsl: row.lsl,
+                usl: row.usl,
+            }),
+        };
+        let out = controls[k].part(&spec, &mut fitters[k], &part, 10);
+        let truth = row.true_value + offsets[k];
+        let measured_oot = out.out_of_tolerance == Some(true);
+        r.parts += 1;
+        r.true_oot += u64::from(truth < row.lsl || truth > row.usl);
+        r.measured_oot += u64::from(measured_oot);
+        r.measured_oot_clean += u64::from(measured_oot && !row.outlier);
+        if out.alarm.is_some() {
+            r.alarms += 1;
+            alarm(k, seq[k]);
+        }
+        if let Some(c) = out.compensation {
+            offsets[k] += c.offset;
+            r.compensations += 1;
+        }
+        seq[k] += 1;
+    }
+    for c in &controls {
+        r.gated += c.gate.gated;
+        r.steps += c.gate.steps;
+    }
+    r
+}
+
+fn sensor(seed: u64) -> (SensorGen, usize) {
+    let opts = GenOptions::new(4, 6000, seed);
+    (SensorGen::new(&opts).unwrap(), opts.keys)
+}
+
+fn run(seed: u64, with_tool: bool) -> Loop {
+    let (rows, keys) = sensor(seed);
+    closed_loop(rows, keys, with_tool, |_, _| 0.0, |_, _| {})
+}
+
+/// Five seeds, with and without the tool column: no part truly out of tolerance; the only parts
+/// measured out are gross gauge errors; about 140 compensations on 24,000 parts (a tool's wear
+/// of 1.5-6 half tolerances takes 2-4 of them). Measured: 132-145 with the column,
+/// 132-143 without.
+#[test]
+fn the_closed_loop_keeps_every_part_in_tolerance_with_few_compensations() {
+    for with_tool in [true, false] {
+        for seed in 1..=5 {
+            let r = run(seed, with_tool);
+            let tag = format!("seed {seed}, tool column {with_tool}: {r:?}");
+            assert_eq!(r.true_oot, 0, "{tag}");
+            assert_eq!(r.measured_oot_clean, 0, "{tag}");
+            assert!(r.compensations <= 170, "{tag}");
+            assert!(r.tool_changes >= 50, "{tag}");
+            if with_tool {
+                assert_eq!(r.steps, 0, "{tag}");
+            } else {
+                // Most tool changes are seen as steps (the others are too small to matter).
+                assert!(r.steps * 2 >= r.tool_changes, "{tag}");
+            }
+        }
+    }
+}
+
+/// A single gross outlier neither triggers a compensation nor moves the fit: the loop with it
+/// ends in exactly the state of the loop without it (the outlier is only counted).
+#[test]
+fn a_single_gross_outlier_changes_nothing_but_the_gate_count() {
+    let opts = GenOptions {
+        sensor: deadband::run::gen::SensorParams {
+            outlier_prob: 0.0,
+            ..Default::default()
+        },
+        ..GenOptions::new(1, 400, 11)
+    };
+    let clean: Vec<SensorRow> = SensorGen::new(&opts).unwrap().collect();
+    let drive = |rows: &[SensorRow], gate: f64| {
+        let spec = CompSpec {
+            gate,
+            ..CompSpec::default()
+        };
+        let mut fitter = Fitter::new(fit_spec()).unwrap();
+        let mut control = Control::new(Some(&chart_spec())).unwrap();
+        let mut offset = 0.0;
+        let mut comps = Vec::new();
+        let mut levels = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let part = Part {
+                t: i as f64,
+                y: row.value + offset,
+                eps: 3.0 * row.sigma_grr,
+                sigma: Some(row.sigma_grr),
+                tool: Some(row.tool as u32),
+                spec: Some(Spec {
+                    nominal: row.nominal,
+                    lsl: row.lsl,
+                    usl: row.usl,
+                }),
+            };
+            let out = control.part(&spec, &mut fitter, &part, 10);
+            levels.push(out.fit.level);
+            if let Some(c) = out.compensation {
+                offset += c.offset;
+                comps.push((i, c.offset));
+            }
+        }
+        (fitter, control, comps, levels)
+    };
+    let (f0, _, k0, l0) = drive(&clean, 2.0);
+    assert!(!k0.is_empty());
+    let h = 0.5 * (clean[0].usl - clean[0].lsl);
+    // One 30-sigma error, up or down, at several places of the tool's life.
+    for at in [50usize, 137, 250, 333] {
+        for sign in [1.0, -1.0] {
+            let mut rows = clean.clone();
+            rows[at].value += sign * 30.0 * rows[at].sigma_grr;
+            let (f1, c1, k1, l1) = drive(&rows, 2.0);
+            assert_eq!((c1.gate.gated, c1.gate.steps), (1, 0), "outlier at {at}");
+            // The same compensations, on the same parts, by the same offsets but for the leak
+            // step the gated part did not take (1e-3 of a half tolerance).
+            assert_eq!(k1.len(), k0.len(), "outlier at {at}");
+            for (a, b) in k0.iter().zip(&k1) {
+                assert!(a.0 == b.0 && (a.1 - b.1).abs() < 1e-3 * h, "{a:?} {b:?}");
+            }
+            let sigma = rows[at].sigma_grr;
+            // On the outlier's part the level differs from the clean run's only by what the
+            // clean part itself did (at most the zone's 3 sigma)...
+            assert!((l1[at] - l0[at]).abs() <= 3.0 * sigma);
+            assert!((f1.level() - f0.level()).abs() < 1e-3 * h);
+            assert!((f1.slope() - f0.slope()).abs() < 1e-5 * h);
+            // ...while without the gate the outlier is fitted and drags the level by 27 sigma
+            // (30 less the zone's 3) on that part.
+            let (_, _, _, l2) = drive(&rows, 0.0);
+            assert!((l2[at] - l0[at] - sign * 27.0 * sigma).abs() < 2.0 * sigma);
+        }
+    }
+}
+
+/// In control (generated data, the tool column known), the residual chart alarms on well under
+/// 1 % of the parts (measured: 0.30-0.50 %; gross outliers are gated, not charted).
+#[test]
+fn the_residual_chart_is_quiet_on_an_in_control_process() {
+    for seed in 1..=5 {
+        let r = run(seed, true);
+        assert!(
+            r.alarms * 1000 <= 6 * r.parts,
+            "seed {seed}: {} alarms on {} parts",
+            r.alarms,
+            r.parts
+        );
+    }
+}
+
+/// Injects a sustained 1.5-sigma shift into one key, `at` parts into every tool life long enough
+/// to hold it, for 40 parts; returns (caught, injected, median delay in parts).
+fn shifts_caught(at: u64) -> (usize, usize, u64) {
+    let (mut caught, mut injected, mut delays) = (0, 0, Vec::new());
+    for seed in 1..=5 {
+        let (rows, keys) = sensor(seed);
+        let rows: Vec<SensorRow> = rows.collect();
+        let key = (seed as usize) % keys;
+        let sigma = rows[key].sigma_grr;
+        // Tool lives of the key: (first part, length).
+        let mut lives: Vec<(u64, u64)> = Vec::new();
+        let mut tool = -1;
+        for (p, row) in rows.iter().skip(key).step_by(keys).enumerate() {
+            if row.tool != tool {
+                tool = row.tool;
+                lives.push((p as u64, 0));
+            }
+            lives.last_mut().expect("pushed").1 += 1;
+        }
+        let starts: Vec<u64> = lives
+            .iter()
+            .filter(|(_, n)| *n >= at + 90)
+            .map(|(s, _)| s + at)
+            .collect();
+        let within = |p: u64| starts.iter().find(|&&s| p >= s && p < s + 40).copied();
+        let mut first: std::collections::BTreeMap<u64, u64> = Default::default();
+        closed_loop(
+            rows.into_iter(),
+            keys,
+            true,
+            |k, p| {
+                if k == key && within(p).is_some() {
+                    1.5 * sigma
+                } else {
+                    0.0
+                }
+            },
+            |k, p| {
+                if let (true, Some(s)) = (k == key, within(p)) {
+                    first.entry(s).or_insert(p - s);
+                }
+            },
+        );
+        injected += starts.len();
+        caught += first.len();
+        delays.extend(first.values().copied());
+    }
+    delays.sort_unstable();
+    (caught, injected, delays[delays.len() / 2])
+}
+
+/// A sustained 1.5-sigma shift of one key (inside the dead zone) is caught by the residual
+/// chart (we1 + CUSUM). The fit's small leak makes it a least-squares fit over the tool's parts
+/// so far, which absorbs a shift the faster the younger the tool: 150 parts into a tool life,
+/// measured 58 of 63 caught within 40 parts (median delay 5); 60 parts in, 58 of 74.
+#[test]
+fn a_one_and_a_half_sigma_shift_is_caught() {
+    let (caught, injected, median) = shifts_caught(150);
+    assert!(injected >= 50, "{injected} injections");
+    assert!(
+        caught * 100 >= injected * 85,
+        "caught {caught} of {injected}"
+    );
+    assert!(median <= 10, "median delay {median} parts");
+    let (caught, injected, median) = shifts_caught(60);
+    assert!(
+        caught * 100 >= injected * 70,
+        "young tools: caught {caught} of {injected}"
+    );
+    assert!(median <= 10, "young tools: median delay {median} parts");
+}
+
+#[test]
+#[ignore = "prints the closed-loop figures for five seeds"]
+fn closed_loop_figures() {
+    for with_tool in [true, false] {
+        for seed in 1..=5 {
+            println!(
+                "tool column {with_tool}, seed {seed}: {:?}",
+                run(seed, with_tool)
+            );
+        }
+    }
+}
