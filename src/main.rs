@@ -1,19 +1,18 @@
-//! deadband command line: parse arguments, call a driver, map errors to exit codes (0 ok, 2 bad input, 1 runtime).
+//! deadband command line: parse arguments, call a command, map its failure to an exit code
+//! (0 ok, 2 a problem the user fixes, 1 runtime) through [`Failure`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use deadband::config::{ConfigError, InputKind};
-use deadband::io::study_csv::StudyCsvError;
-use deadband::run::backtest::{BacktestError, BacktestOptions};
-use deadband::run::daemon::DaemonError;
-use deadband::run::gen::{GenError, GenKind, GenOptions};
-use deadband::run::grr::{GrrOptions, GrrRunError};
-use deadband::run::produce::{ProduceError, ProduceOptions};
-use deadband::zone::grr::{GrrMethod, StudyError};
-use deadband::zone::ParamError;
+use deadband::config::InputKind;
+use deadband::error::{BadArgs, BoxFailure, Failure, Runtime};
+use deadband::run::backtest::BacktestOptions;
+use deadband::run::gen::{GenKind, GenOptions};
+use deadband::run::grr::GrrOptions;
+use deadband::run::produce::ProduceOptions;
+use deadband::zone::grr::GrrMethod;
 
 #[derive(Parser)]
 #[command(
@@ -158,13 +157,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", message(&err));
-            ExitCode::from(exit_code(&err))
+            eprintln!("error: {}", message(&*err));
+            ExitCode::from(err.exit_code())
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> Result<(), BoxFailure> {
     match cli.command {
         Command::Demo { out } => {
             let outcome = deadband::run::demo::run(&out)?;
@@ -251,22 +250,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 record: None,
                 kafka: Default::default(),
             };
-            let n = runtime()?.block_on(deadband::run::produce::run(&opts))?;
+            let n = deadband::run::produce::run(&opts)?;
             println!("produced {n} records to {}", a.topic);
             Ok(())
         }
     }
 }
 
-/// A command-line problem found after parsing (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct BadArgs(String);
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?)
+        .build()
+        .map_err(|e| Runtime(format!("cannot start the async runtime: {e}")))
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
@@ -282,51 +277,16 @@ fn init_tracing() {
 
 /// The error and its causes joined with ": ", leaving out a cause whose text the message
 /// already contains (library errors embed their source in their own message).
-fn message(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let part = cause.to_string();
+fn message(err: &dyn Failure) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
         if !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
+            text.push_str(": ");
             text.push_str(&part);
         }
+        cause = c.source();
     }
     text
-}
-
-/// 2 when any error in the chain is a user-fixable input or argument problem, else 1.
-/// New subcommands add their input-error types here.
-fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<GrrRunError>() {
-            return if e.is_bad_input() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<BacktestError>() {
-            return if e.is_bad_input() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<GenError>() {
-            return if matches!(e, GenError::InvalidOptions { .. }) {
-                2
-            } else {
-                1
-            };
-        }
-        if cause.is::<StudyCsvError>()
-            || cause.is::<StudyError>()
-            || cause.is::<ParamError>()
-            || cause.is::<ConfigError>()
-            || cause.is::<BadArgs>()
-        {
-            return 2;
-        }
-        if let Some(e) = cause.downcast_ref::<DaemonError>() {
-            return if e.is_config() { 2 } else { 1 };
-        }
-        if let Some(e) = cause.downcast_ref::<ProduceError>() {
-            return if e.is_bad_input() { 2 } else { 1 };
-        }
-    }
-    1
 }

@@ -3,7 +3,7 @@
 //!
 //! One [`Metrics`] value (shared as `Arc<Metrics>`) holds its own recorder, so several of them can
 //! live in one process (tests, or two pipelines) without sharing counts; nothing is installed as
-//! the process-global `metrics` recorder. [`serve`] exposes it over HTTP.
+//! the process-global `metrics` recorder. `io::http::serve` exposes it over HTTP.
 //!
 //! # Endpoints
 //!
@@ -18,8 +18,8 @@
 //!
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
-//! | `deadband_records_in_total` | counter | `result` (`ok`, `invalid`, `out_of_order`, `duplicate`), `reason` (only when given, e.g. `not_finite`, `decode`) | input records by outcome |
-//! | `deadband_events_out_total` | counter | `kind` (`trend`, `rebalance`, ...) | output events produced |
+//! | `deadband_records_in_total` | counter | `result` (`ok`, `invalid`, `out_of_order`, `duplicate`), `reason` (for `invalid`: `not_finite`, `malformed_json`, ...) | input records by outcome |
+//! | `deadband_events_out_total` | counter | `kind` (`trend`, `rebalance`, ...; all kinds exist from start) | output events produced |
 //! | `deadband_dlq_total` | counter | `reason` | records sent to the dead-letter topic |
 //! | `deadband_consumer_lag` | gauge | `topic`, `partition` | messages behind the high watermark, per assigned partition; the series disappears when the partition is revoked |
 //! | `deadband_keys_in_state` | gauge | | keys held in keyed state |
@@ -49,18 +49,13 @@
 //! value is a new series kept for the life of the process (except lag, dropped on revoke).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ::metrics::{Counter, Gauge, Key, KeyName, Label, Level, Metadata, Recorder, SharedString};
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+
+use crate::record::{EventKind, Reject};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -92,44 +87,20 @@ const LATENCY_MAX_NS: u64 = 60_000_000_000;
 const DEFAULT_LATENCY_WINDOW: Duration = Duration::from_secs(60);
 
 /// Content type of the Prometheus text exposition format.
-const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// Outcome of one input record: the `result` label of `deadband_records_in_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordResult {
-    /// Decoded, valid and processed (`ok`).
-    Ok,
-    /// Undecodable or failed validation (`invalid`); give the reason.
-    Invalid,
-    /// Out of event-time order for its key (`out_of_order`).
-    OutOfOrder,
-    /// A duplicate of a record already processed (`duplicate`).
-    Duplicate,
-}
+/// The `result` label values of `deadband_records_in_total`, in counter-array order.
+const RESULTS: [&str; 4] = ["ok", "invalid", "out_of_order", "duplicate"];
 
-impl RecordResult {
-    const ALL: [RecordResult; 4] = [
-        RecordResult::Ok,
-        RecordResult::Invalid,
-        RecordResult::OutOfOrder,
-        RecordResult::Duplicate,
-    ];
-
-    /// The label value used in the exposition.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordResult::Ok => "ok",
-            RecordResult::Invalid => "invalid",
-            RecordResult::OutOfOrder => "out_of_order",
-            RecordResult::Duplicate => "duplicate",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
+fn result_index(outcome: Result<(), Reject>) -> usize {
+    match outcome {
+        Ok(()) => 0,
+        Err(Reject::Invalid(_)) => 1,
+        Err(Reject::OutOfOrder) => 2,
+        Err(Reject::Duplicate) => 3,
     }
 }
 
@@ -172,8 +143,10 @@ impl Latency {
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    /// `deadband_records_in_total{result}` without a reason, indexed by [`RecordResult::index`].
+    /// `deadband_records_in_total{result}` without a reason, indexed like [`RESULTS`].
     records_in: [Counter; 4],
+    /// `deadband_events_out_total{kind}`, indexed by [`EventKind::index`].
+    events_out: [Counter; EventKind::ALL.len()],
     keys_in_state: Gauge,
     checkpoints: Counter,
     checkpoint_duration: ::metrics::Histogram,
@@ -240,9 +213,15 @@ impl Metrics {
             SharedString::const_str("1 when the daemon is ready (/readyz answers 200), else 0."),
         );
 
-        let records_in = RecordResult::ALL.map(|result| {
+        let records_in = RESULTS.map(|result| {
             recorder.register_counter(
-                &Key::from_parts(RECORDS_IN, vec![Label::new("result", result.as_str())]),
+                &Key::from_parts(RECORDS_IN, vec![Label::new("result", result)]),
+                &METADATA,
+            )
+        });
+        let events_out = EventKind::ALL.map(|kind| {
+            recorder.register_counter(
+                &Key::from_parts(EVENTS_OUT, vec![Label::new("kind", kind.as_str())]),
                 &METADATA,
             )
         });
@@ -258,6 +237,7 @@ impl Metrics {
             handle: recorder.handle(),
             recorder,
             records_in,
+            events_out,
             keys_in_state,
             checkpoints,
             checkpoint_duration,
@@ -269,28 +249,28 @@ impl Metrics {
         })
     }
 
-    /// Counts one input record in `deadband_records_in_total{result, reason}`. `reason` (e.g.
-    /// `"not_finite"`, `"decode"`) adds the `reason` label; without it the pre-registered series
-    /// for `result` is incremented, which costs one atomic add.
-    pub fn record_in(&self, result: RecordResult, reason: Option<&str>) {
-        match reason {
-            None => self.records_in[result.index()].increment(1),
-            Some(reason) => self
+    /// Counts one input record in `deadband_records_in_total{result, reason}`: accepted ones
+    /// under `result="ok"`, bad ones under `result="invalid"` with the reason (e.g.
+    /// `not_finite`), late and duplicate ones under their result. Costs one atomic add except
+    /// for bad records (a lookup by label).
+    pub fn record_in(&self, outcome: Result<(), Reject>) {
+        match outcome {
+            Err(Reject::Invalid(why)) => self
                 .counter(
                     RECORDS_IN,
                     vec![
-                        Label::new("result", result.as_str()),
-                        label("reason", reason),
+                        Label::new("result", RESULTS[1]),
+                        label("reason", why.as_str()),
                     ],
                 )
                 .increment(1),
+            other => self.records_in[result_index(other)].increment(1),
         }
     }
 
-    /// Counts one output event of `kind` in `deadband_events_out_total{kind}`.
-    pub fn event_out(&self, kind: &str) {
-        self.counter(EVENTS_OUT, vec![label("kind", kind)])
-            .increment(1);
+    /// Counts one output event in `deadband_events_out_total{kind}` (one atomic add).
+    pub fn event_out(&self, kind: EventKind) {
+        self.events_out[kind.index()].increment(1);
     }
 
     /// Counts one record sent to the dead-letter topic in `deadband_dlq_total{reason}`.
@@ -462,54 +442,4 @@ fn describe_counter(recorder: &PrometheusRecorder, name: &'static str, help: &'s
 /// first makes each one come out as `\\`, which reads back as the original backslash.
 fn label(key: &'static str, value: &str) -> Label {
     Label::new(key, value.replace('\\', "\\\\"))
-}
-
-/// Binds `listen` and spawns (with `tokio::spawn`) an HTTP/1.1 server for `GET /metrics`,
-/// `/healthz` and `/readyz` (see the module doc). Returns the bound address once listening, so
-/// port 0 picks a free port. The server stops accepting when `shutdown` completes and ends once
-/// open requests are answered.
-///
-/// # Errors
-///
-/// The address cannot be bound (in use, not local, no permission).
-pub async fn serve(
-    listen: SocketAddr,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let bound = listener.local_addr()?;
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(metrics);
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%bound, %err, "metrics server stopped with an error");
-        }
-    });
-    Ok(bound)
-}
-
-async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)],
-        metrics.render(),
-    )
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn readyz(State(metrics): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
-    if metrics.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
 }

@@ -56,11 +56,21 @@ pub struct Record<'a> {
     pub payload: Payload,
 }
 
-/// Why a record was rejected by validation. The names are the `reason` label of the counters and
-/// the DLQ header value.
+/// Why a record is bad: the one reason vocabulary of the decoders (JSON, CSV), validation, the
+/// counters, the metrics `reason` label, the DLQ header and `summary.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Invalid {
+    /// Not a record at all: not a JSON object, a syntax error, an empty payload.
+    Malformed,
+    /// A required field is absent.
+    MissingField,
+    /// A required field is null.
+    NullField,
+    /// A field has the wrong type (a string where a number belongs...).
+    WrongType,
+    /// `ts` is neither RFC 3339 nor integer epoch nanoseconds in range.
+    BadTimestamp,
     /// A price, value or limit is NaN or infinite.
     NotFinite,
     /// high < low.
@@ -78,7 +88,12 @@ pub enum Invalid {
 }
 
 impl Invalid {
-    pub const ALL: [Invalid; 7] = [
+    pub const ALL: [Invalid; 12] = [
+        Invalid::Malformed,
+        Invalid::MissingField,
+        Invalid::NullField,
+        Invalid::WrongType,
+        Invalid::BadTimestamp,
         Invalid::NotFinite,
         Invalid::HighBelowLow,
         Invalid::OutsideRange,
@@ -88,8 +103,14 @@ impl Invalid {
         Invalid::EmptyKey,
     ];
 
+    /// The stable short name (metrics label, DLQ header prefix, summary key).
     pub fn as_str(self) -> &'static str {
         match self {
+            Invalid::Malformed => "malformed_json",
+            Invalid::MissingField => "missing_field",
+            Invalid::NullField => "null_field",
+            Invalid::WrongType => "wrong_type",
+            Invalid::BadTimestamp => "bad_timestamp",
             Invalid::NotFinite => "not_finite",
             Invalid::HighBelowLow => "high_below_low",
             Invalid::OutsideRange => "open_or_close_outside_range",
@@ -109,6 +130,41 @@ impl Invalid {
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Why a record was not processed. Bad records (`Invalid`) go to the dead-letter output; late
+/// and duplicate ones are only counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reject {
+    Invalid(Invalid),
+    /// Older than the key's last record (and `out_of_order = "drop"`).
+    OutOfOrder,
+    /// Same key and timestamp as the key's last record.
+    Duplicate,
+}
+
+impl Reject {
+    /// The `result` label of the record counters: `invalid`, `out_of_order` or `duplicate`.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Reject::Invalid(_) => "invalid",
+            Reject::OutOfOrder => "out_of_order",
+            Reject::Duplicate => "duplicate",
+        }
+    }
+
+    /// The reason: the [`Invalid`] name, or the result for late and duplicate records.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reject::Invalid(i) => i.as_str(),
+            other => other.result(),
+        }
+    }
+
+    /// Whether the record belongs in the dead-letter output (bad data, not merely late).
+    pub fn is_dead_letter(&self) -> bool {
+        matches!(self, Reject::Invalid(_))
     }
 }
 
@@ -176,7 +232,47 @@ impl Record<'_> {
     }
 }
 
-/// The kind-specific part of an output event (design §2).
+/// The kinds of output event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    Trend,
+    Rebalance,
+    ToolCompensation,
+    SpcAlarm,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Trend,
+        EventKind::Rebalance,
+        EventKind::ToolCompensation,
+        EventKind::SpcAlarm,
+    ];
+
+    /// The `kind` column / JSON field / metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Trend => "trend",
+            EventKind::Rebalance => "rebalance",
+            EventKind::ToolCompensation => "tool_compensation",
+            EventKind::SpcAlarm => "spc_alarm",
+        }
+    }
+
+    /// Position in [`EventKind::ALL`], for counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind-specific part of an output event: the columns of `events.parquet` beyond `id, key,
+/// seq, ts, kind`, and the fields of a JSON event.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventBody {
@@ -206,12 +302,12 @@ pub enum EventBody {
 }
 
 impl EventBody {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> EventKind {
         match self {
-            EventBody::Trend { .. } => "trend",
-            EventBody::Rebalance { .. } => "rebalance",
-            EventBody::ToolCompensation { .. } => "tool_compensation",
-            EventBody::SpcAlarm { .. } => "spc_alarm",
+            EventBody::Trend { .. } => EventKind::Trend,
+            EventBody::Rebalance { .. } => EventKind::Rebalance,
+            EventBody::ToolCompensation { .. } => EventKind::ToolCompensation,
+            EventBody::SpcAlarm { .. } => EventKind::SpcAlarm,
         }
     }
 }
@@ -236,7 +332,7 @@ impl Event {
             EventBody::SpcAlarm { rule, .. } => {
                 format!("{}:{}:spc_alarm:{}", self.key, self.seq, rule.name())
             }
-            _ => format!("{}:{}:{}", self.key, self.seq, self.body.kind()),
+            _ => format!("{}:{}:{}", self.key, self.seq, self.body.kind().as_str()),
         }
     }
 }

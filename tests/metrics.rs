@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use deadband::metrics::{serve, Metrics, RecordResult};
+use deadband::io::http::serve;
+use deadband::metrics::Metrics;
+use deadband::record::{EventKind, Invalid, Reject};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -471,18 +473,18 @@ fn close(got: f64, want: f64, rel: f64) -> bool {
 fn exposition_holds_exactly_what_was_recorded() {
     let m = Metrics::new();
     for _ in 0..7 {
-        m.record_in(RecordResult::Ok, None);
+        m.record_in(Ok(()));
     }
-    m.record_in(RecordResult::Invalid, Some("not_finite"));
-    m.record_in(RecordResult::Invalid, Some("not_finite"));
-    m.record_in(RecordResult::Invalid, Some("decode"));
-    m.record_in(RecordResult::OutOfOrder, None);
-    m.record_in(RecordResult::Duplicate, None);
-    m.record_in(RecordResult::Duplicate, None);
+    m.record_in(Err(Reject::Invalid(Invalid::NotFinite)));
+    m.record_in(Err(Reject::Invalid(Invalid::NotFinite)));
+    m.record_in(Err(Reject::Invalid(Invalid::Malformed)));
+    m.record_in(Err(Reject::OutOfOrder));
+    m.record_in(Err(Reject::Duplicate));
+    m.record_in(Err(Reject::Duplicate));
     for _ in 0..3 {
-        m.event_out("trend");
+        m.event_out(EventKind::Trend);
     }
-    m.event_out("rebalance");
+    m.event_out(EventKind::Rebalance);
     m.dlq("decode");
     m.dlq("not_finite");
     m.dlq("not_finite");
@@ -527,7 +529,7 @@ fn exposition_holds_exactly_what_was_recorded() {
             (&[("result", "ok")], 7.0),
             (&[("result", "invalid")], 0.0),
             (&[("result", "invalid"), ("reason", "not_finite")], 2.0),
-            (&[("result", "invalid"), ("reason", "decode")], 1.0),
+            (&[("result", "invalid"), ("reason", "malformed_json")], 1.0),
             (&[("result", "out_of_order")], 1.0),
             (&[("result", "duplicate")], 2.0),
         ],
@@ -535,7 +537,12 @@ fn exposition_holds_exactly_what_was_recorded() {
     assert_series(
         &exp,
         "deadband_events_out_total",
-        &[(&[("kind", "trend")], 3.0), (&[("kind", "rebalance")], 1.0)],
+        &[
+            (&[("kind", "trend")], 3.0),
+            (&[("kind", "rebalance")], 1.0),
+            (&[("kind", "tool_compensation")], 0.0),
+            (&[("kind", "spc_alarm")], 0.0),
+        ],
     );
     assert_series(
         &exp,
@@ -652,16 +659,16 @@ fn label_values_come_back_unchanged() {
     ];
     let m = Metrics::new();
     for k in kinds {
-        m.event_out(k);
+        m.dlq(k);
     }
     let text = m.render();
     let exp = parse_ok(&text);
     let got: BTreeSet<String> = exp
-        .series("deadband_events_out_total")
+        .series("deadband_dlq_total")
         .into_iter()
         .map(|(l, v)| {
             assert_eq!(v, 1.0);
-            l["kind"].clone()
+            l["reason"].clone()
         })
         .collect();
     let want: BTreeSet<String> = kinds.iter().map(|k| k.to_string()).collect();
@@ -673,10 +680,10 @@ fn instances_do_not_share_counts() {
     let a = Metrics::new();
     let b = Metrics::new();
     for _ in 0..5 {
-        a.record_in(RecordResult::Ok, None);
+        a.record_in(Ok(()));
     }
-    b.record_in(RecordResult::Ok, None);
-    a.event_out("trend");
+    b.record_in(Ok(()));
+    a.event_out(EventKind::Trend);
     a.set_lag("bars", 0, 9);
     b.latency(Duration::from_millis(1));
     a.set_ready(true);
@@ -686,7 +693,14 @@ fn instances_do_not_share_counts() {
     let ok = [("result", "ok")];
     assert_eq!(ea.value("deadband_records_in_total", &ok), Some(5.0));
     assert_eq!(eb.value("deadband_records_in_total", &ok), Some(1.0));
-    assert!(eb.series("deadband_events_out_total").is_empty());
+    assert_eq!(
+        eb.value("deadband_events_out_total", &[("kind", "trend")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        ea.value("deadband_events_out_total", &[("kind", "trend")]),
+        Some(1.0)
+    );
     assert!(eb.series("deadband_consumer_lag").is_empty());
     assert_eq!(
         ea.value("deadband_record_latency_seconds_count", &[]),
@@ -880,9 +894,9 @@ async fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
 async fn http_endpoints_answer_report_readiness_and_stop_on_shutdown() {
     let m = Metrics::new();
     for _ in 0..3 {
-        m.record_in(RecordResult::Ok, None);
+        m.record_in(Ok(()));
     }
-    m.event_out("trend");
+    m.event_out(EventKind::Trend);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let addr = serve("127.0.0.1:0".parse().unwrap(), m.clone(), async move {
         let _ = stopped.await;
@@ -922,7 +936,7 @@ async fn http_endpoints_answer_report_readiness_and_stop_on_shutdown() {
     assert_eq!(request(addr, "POST", "/metrics").await.status, 405);
 
     // Later counts show up on the next scrape: the handler renders live state.
-    m.record_in(RecordResult::Ok, None);
+    m.record_in(Ok(()));
     let exp = parse_ok(&request(addr, "GET", "/metrics").await.body);
     assert_eq!(
         exp.value("deadband_records_in_total", &[("result", "ok")]),

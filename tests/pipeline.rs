@@ -5,8 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use deadband::config::parse;
-use deadband::pipeline::{Processor, Reject};
-use deadband::record::{Bar, Event, EventBody, Invalid, Measurement, Payload, Record};
+use deadband::io::state;
+use deadband::pipeline::Processor;
+use deadband::record::{
+    Bar, Event, EventBody, EventKind, Invalid, Measurement, Payload, Record, Reject,
+};
 
 const MARKET: &str = r#"
 [input]
@@ -252,19 +255,19 @@ fn snapshot_restore_continues_exactly() {
     let snaps: Vec<(String, Vec<u8>)> = (0..3)
         .map(|k| format!("K{k}"))
         .map(|k| {
-            let s = first.snapshot(&k).unwrap();
+            let s = state::encode(first.key_state(&k).unwrap());
             (k, s)
         })
         .collect();
     drop(first);
     let mut second = processor(MARKET);
     for (k, s) in &snaps {
-        second.restore(k, s).unwrap();
+        second.restore(k, state::decode(s).unwrap());
     }
     events.extend(run(&mut second, &recs[half..]));
     assert_eq!(events, whole);
     assert!(
-        second.restore("K0", b"{\"v\":99,\"state\":{}}").is_err(),
+        state::decode(b"{\"v\":99,\"state\":{}}").is_err(),
         "unknown versions are refused"
     );
 }
@@ -360,5 +363,5 @@ fn predictive_compensation_keeps_a_drifting_feature_in_tolerance() {
     // 0.3 of drift over 600 parts against a 0.02 half tolerance: at least 0.3/0.04 compensations.
     assert!(comps >= 7, "compensations: {comps}");
     assert_eq!(oot, 0, "closed loop stays in tolerance");
-    assert!(p.counters().tool_compensation as usize == comps);
+    assert!(p.counters().events_of(EventKind::ToolCompensation) as usize == comps);
 }

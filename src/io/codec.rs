@@ -1,8 +1,8 @@
 //! JSON <-> records: decoding bars and measurements (with typed errors) and encoding events.
 //!
-//! Wire format (design §2): one JSON object per message, field names as the Parquet columns.
-//! `ts` is an RFC 3339 string or an integer of epoch nanoseconds. Choices where the design is
-//! silent: unknown fields are ignored (producers often add fields such as `source`); numbers
+//! Wire format: one JSON object per message, field names as the Parquet columns.
+//! `ts` is an RFC 3339 string or an integer of epoch nanoseconds. Choices made
+//! here: unknown fields are ignored (producers often add fields such as `source`); numbers
 //! written as strings are refused, and `"NaN"`/`"inf"` strings are reported as `not_finite`; a
 //! `null` in a required field is `null_field`, in an optional one it means "absent"; `part` may
 //! be a string or a number and is not used by the core.
@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Bar, Event, EventBody, Measurement, Payload, Record, RecordKind, Ts};
+use crate::record::{Bar, Event, EventBody, Invalid, Measurement, Payload, Record, RecordKind, Ts};
 
 /// Why a message could not be decoded into a record. [`DecodeError::code`] is a short stable
 /// name (a metrics label); `Display` adds the detail (the DLQ `deadband-error` header).
@@ -50,17 +50,22 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// The reason, in the vocabulary shared with validation (counters, DLQ header, summary).
+    pub fn reason(&self) -> Invalid {
+        match self {
+            DecodeError::Malformed(_) => Invalid::Malformed,
+            DecodeError::Missing(_) => Invalid::MissingField,
+            DecodeError::Null(_) => Invalid::NullField,
+            DecodeError::WrongType { .. } => Invalid::WrongType,
+            DecodeError::NotFinite(_) => Invalid::NotFinite,
+            DecodeError::BadTimestamp(_) => Invalid::BadTimestamp,
+            DecodeError::WrongKind { .. } => Invalid::WrongKind,
+        }
+    }
+
     /// The short reason name, for counters and labels.
     pub fn code(&self) -> &'static str {
-        match self {
-            DecodeError::Malformed(_) => "malformed_json",
-            DecodeError::Missing(_) => "missing_field",
-            DecodeError::Null(_) => "null_field",
-            DecodeError::WrongType { .. } => "wrong_type",
-            DecodeError::NotFinite(_) => "not_finite",
-            DecodeError::BadTimestamp(_) => "bad_timestamp",
-            DecodeError::WrongKind { .. } => "wrong_record_kind",
-        }
+        self.reason().as_str()
     }
 }
 
@@ -366,7 +371,7 @@ pub fn encode_record(rec: &Record<'_>, buf: &mut Vec<u8>) {
 }
 
 /// An event as JSON: `id`, `key`, `seq`, `ts` (integer ns), `kind` and the kind's fields
-/// (design §2). Writes into `buf` (cleared first) so the caller can reuse it.
+/// as in `events.parquet`. Writes into `buf` (cleared first) so the caller can reuse it.
 pub fn encode_event(e: &Event, buf: &mut Vec<u8>) {
     #[derive(Serialize)]
     struct Out<'a> {

@@ -1,6 +1,10 @@
-//! The only place that knows file formats and brokers.
+//! The IO layer: file formats (Parquet, CSV, JSON), the Kafka clients, checkpoint bytes and the
+//! HTTP metrics server. The core (`zone`, `signal`, `pipeline`) never imports it.
 
 pub mod codec;
+pub mod http;
 pub mod kafka;
 pub mod parquet;
+pub mod replay;
+pub mod state;
 pub mod study_csv;

@@ -1105,7 +1105,7 @@ impl EventWriter {
         self.key.append_value(&e.key);
         self.seq.append_value(e.seq);
         self.ts.append_value(e.ts);
-        self.kind.append_value(e.body.kind());
+        self.kind.append_value(e.body.kind().as_str());
         self.direction.append_option(direction);
         for (b, v) in self.f.iter_mut().zip(f) {
             b.append_option(v);

@@ -1,4 +1,4 @@
-//! The replay backtester: Parquet files -> Processor and L2 baseline -> events, fit rows, summary, report.
+//! The replay backtester: files -> strategy and L2 baseline flows -> events, fit rows, summary, report.
 //!
 //! Both processors see the same records in the same order. Measurement runs simulate the closed
 //! loop separately for each: an emitted tool offset is added to that key's later measurements
@@ -13,11 +13,14 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::io::parquet::{
-    EventWriter, FitWriter, ParquetSource, SinkError, SourceError, SourceOptions,
+use crate::error::Failure;
+use crate::flow::{
+    drive, Discard, DriveOptions, Flow, FlowError, Item, NoCheckpoint, Sink, Source, Stage,
 };
-use crate::pipeline::{KeyParamError, Processor, ProcessorConfig};
-use crate::record::{Event, EventBody, Invalid, Payload, Record, RecordKind};
+use crate::io::parquet::{SinkError, SourceError, SourceOptions};
+use crate::io::replay::{FileFormat, FileSource, ParquetSink};
+use crate::pipeline::{Accepted, KeyParamError, Processor, ProcessorConfig};
+use crate::record::{EventBody, EventKind, Invalid, Payload, RecordKind};
 use crate::run::summary;
 use crate::signal::perf::Portfolio;
 
@@ -30,6 +33,8 @@ pub enum BacktestError {
     NotParquet { config: PathBuf },
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Flow(FlowError),
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error("invalid parameters in {config}: {source}")]
@@ -62,6 +67,13 @@ impl BacktestError {
                 | BacktestError::NotParquet { .. }
                 | BacktestError::Params { .. }
         ) || matches!(self, BacktestError::Source(e) if e.is_bad_input())
+            || matches!(self, BacktestError::Flow(e) if e.is_user_error())
+    }
+}
+
+impl Failure for BacktestError {
+    fn is_user_error(&self) -> bool {
+        self.is_bad_input()
     }
 }
 
@@ -167,42 +179,45 @@ impl<T> Thin<T> {
     }
 }
 
-/// One method (strategy or baseline) being replayed.
-struct Lane {
-    processor: Processor,
+/// One method (strategy or baseline) being replayed: a flow plus what the backtest adds around
+/// it — the closed loop of tool offsets and the portfolio's per-period returns.
+struct Lane<K: Sink> {
+    flow: Flow<K, NoCheckpoint>,
     portfolio: Portfolio,
     /// Measurements: the tool offset applied so far per key (closed loop).
     offsets: HashMap<Box<str>, f64>,
 }
 
-impl Lane {
-    fn new(cfg: ProcessorConfig, file: &Path) -> Result<Self, BacktestError> {
+impl<K: Sink> Lane<K> {
+    fn new(cfg: ProcessorConfig, file: &Path, sink: K) -> Result<Self, BacktestError> {
         let processor = Processor::new(Arc::new(cfg)).map_err(|source| BacktestError::Params {
             config: file.to_path_buf(),
             source,
         })?;
         Ok(Self {
-            processor,
+            flow: Flow::new(processor, sink, NoCheckpoint),
             portfolio: Portfolio::default(),
             offsets: HashMap::new(),
         })
     }
 
-    /// Runs one record through this lane; the caller's record is never changed.
-    fn step(
-        &mut self,
-        rec: &Record<'_>,
-        out: &mut Vec<Event>,
-    ) -> Option<crate::pipeline::Accepted> {
-        let mut rec = *rec;
-        if let Payload::Measurement(ref mut m) = rec.payload {
-            if let Some(off) = self.offsets.get(rec.key) {
-                m.value += off;
+    /// Runs one record through this lane, its measurement shifted by the key's offsets so far;
+    /// the caller's item is never changed.
+    fn step(&mut self, item: &Item<'_>) -> Result<Option<Accepted>, FlowError> {
+        let mut item = item.clone();
+        if let Ok(rec) = &mut item.record {
+            if let Payload::Measurement(m) = &mut rec.payload {
+                if let Some(off) = self.offsets.get(rec.key) {
+                    m.value += off;
+                }
             }
         }
-        let first = out.len();
-        let result = self.processor.process(&rec, out).ok();
-        for e in &out[first..] {
+        let submitted = self.flow.submit(item.clone())?;
+        let acc = submitted.result.ok();
+        let Ok(rec) = &item.record else {
+            return Ok(acc);
+        };
+        for e in submitted.events {
             if let EventBody::ToolCompensation { offset, .. } = e.body {
                 match self.offsets.get_mut(rec.key) {
                     Some(o) => *o += offset,
@@ -212,51 +227,58 @@ impl Lane {
                 }
             }
         }
-        if let Some(acc) = &result {
+        if let Some(acc) = &acc {
             let net = acc.book.gross - acc.book.cost;
-            self.portfolio.add(rec.ts, net, self.processor.key_count());
+            let keys = self.flow.processor().key_count();
+            self.portfolio.add(rec.ts, net, keys);
         }
-        result
+        Ok(acc)
     }
+}
 
-    fn stats(self, record: RecordKind, periods_per_year: Option<f64>) -> RunStats {
-        let keys = self.processor.key_count();
-        let c = *self.processor.counters();
-        let mut s = RunStats::default();
-        let (mut records, mut updates, mut inside, mut oot) = (0u64, 0u64, 0u64, 0u64);
-        for (_, core) in self.processor.keys() {
-            s.turnover += core.book.turnover;
-            s.gross_return += core.book.gross;
-            s.costs += core.book.costs;
-            s.rebalances += core.book.trades;
-            let fc = core.fitter.counts();
-            records += fc.records;
-            updates += fc.updates;
-            inside += fc.inside;
-            oot += core.out_of_tolerance;
-        }
-        s.net_return = s.gross_return - s.costs;
-        let perf = self.portfolio.finish(keys);
-        s.sharpe = perf.sharpe(periods_per_year);
-        s.max_drawdown = perf.max_drawdown();
-        s.hit_rate = perf.hit_rate();
-        let ratio = |a: u64| {
-            if records == 0 {
-                0.0
-            } else {
-                a as f64 / records as f64
-            }
-        };
-        s.dead_zone_ratio = ratio(inside);
-        s.update_rate = ratio(updates);
-        s.trend_events = c.trend;
-        if record == RecordKind::Measurement {
-            s.compensations = Some(c.tool_compensation);
-            s.out_of_tolerance = Some(oot);
-            s.spc_alarms = Some(c.spc_alarm);
-        }
-        s
+/// One method's results from its processor's state and its portfolio.
+fn stats(
+    processor: &Processor,
+    portfolio: Portfolio,
+    record: RecordKind,
+    periods_per_year: Option<f64>,
+) -> RunStats {
+    let keys = processor.key_count();
+    let c = *processor.counters();
+    let mut s = RunStats::default();
+    let (mut records, mut updates, mut inside, mut oot) = (0u64, 0u64, 0u64, 0u64);
+    for (_, core) in processor.keys() {
+        s.turnover += core.book.turnover;
+        s.gross_return += core.book.gross;
+        s.costs += core.book.costs;
+        s.rebalances += core.book.trades;
+        let fc = core.fitter.counts();
+        records += fc.records;
+        updates += fc.updates;
+        inside += fc.inside;
+        oot += core.out_of_tolerance;
     }
+    s.net_return = s.gross_return - s.costs;
+    let perf = portfolio.finish(keys);
+    s.sharpe = perf.sharpe(periods_per_year);
+    s.max_drawdown = perf.max_drawdown();
+    s.hit_rate = perf.hit_rate();
+    let ratio = |a: u64| {
+        if records == 0 {
+            0.0
+        } else {
+            a as f64 / records as f64
+        }
+    };
+    s.dead_zone_ratio = ratio(inside);
+    s.update_rate = ratio(updates);
+    s.trend_events = c.events_of(EventKind::Trend);
+    if record == RecordKind::Measurement {
+        s.compensations = Some(c.events_of(EventKind::ToolCompensation));
+        s.out_of_tolerance = Some(oot);
+        s.spc_alarms = Some(c.events_of(EventKind::SpcAlarm));
+    }
+    s
 }
 
 /// Replays the configured input; writes `events.parquet`, `fit.parquet` (when `emit_fit`),
@@ -278,9 +300,8 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     };
     let started = Instant::now();
     let record = cfg.processor.record;
-    let mut strategy = Lane::new(cfg.processor.clone(), &cfg.file)?;
-    let mut baseline = Lane::new(cfg.baseline(), &cfg.file)?;
-    let mut source = ParquetSource::open(
+    let mut source = FileSource::open(
+        FileFormat::Parquet,
         &pattern,
         record,
         SourceOptions {
@@ -288,67 +309,42 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
             sort: cfg.input.sort,
         },
     )?;
-
     std::fs::create_dir_all(&opts.out).map_err(|source| BacktestError::OutDir {
         path: opts.out.clone(),
         source,
     })?;
     let events_path = opts.out.join("events.parquet");
     let fit_path = opts.out.join("fit.parquet");
-    let mut events = EventWriter::create(&events_path)?;
-    let mut fits = if cfg.output.emit_fit {
-        Some(FitWriter::create(&fit_path)?)
-    } else {
-        None
+    let sink = ParquetSink::create(&opts.out, cfg.output.emit_fit)?;
+    let mut replay = Replay {
+        strategy: Lane::new(cfg.processor.clone(), &cfg.file, sink)?,
+        baseline: Lane::new(cfg.baseline(), &cfg.file, Discard)?,
+        charts: crate::run::collect::Charts::new(cfg.output.report_keys),
+        bar: progress_bar(opts.progress, source.total_hint()),
+        rows: 0,
     };
-    let mut charts = crate::run::collect::Charts::new(cfg.output.report_keys);
-
-    let bar = progress_bar(opts.progress, source.total_rows());
-    let mut out = Vec::with_capacity(64);
-    let mut base_out = Vec::with_capacity(64);
-    let mut rows = 0u64;
-    while let Some(rec) = source.next_record()? {
-        rows += 1;
-        out.clear();
-        base_out.clear();
-        let acc = strategy.step(&rec, &mut out);
-        let base_acc = baseline.step(&rec, &mut base_out);
-        for e in &out {
-            events.write(e)?;
-        }
-        if let Some(acc) = &acc {
-            if let Some(f) = fits.as_mut() {
-                let regime = strategy
-                    .processor
-                    .key_state(rec.key)
-                    .and_then(|k| k.scale.regime_name(acc.fit.regime))
-                    .unwrap_or("");
-                f.write(rec.key, &acc.fit, regime)?;
-            }
-        }
-        charts.record(
-            &rec,
-            acc.as_ref(),
-            base_acc.as_ref(),
-            &out,
-            strategy.portfolio.perf.equity(),
-            baseline.portfolio.perf.equity(),
-        );
-        if rows % 65_536 == 0 {
-            bar.set_position(rows);
-        }
-    }
+    drive(&mut source, &mut replay, DriveOptions::default()).map_err(BacktestError::Flow)?;
+    let Replay {
+        strategy,
+        baseline,
+        charts,
+        bar,
+        rows,
+    } = replay;
     bar.finish_and_clear();
-    events.finish()?;
-    if let Some(f) = fits {
-        f.finish()?;
-    }
+    let (processor, sink, _) = strategy.flow.into_parts();
+    sink.finish()?;
 
-    let counters = *strategy.processor.counters();
-    let keys = strategy.processor.key_count();
-    let key_stats = charts.key_stats(&strategy.processor);
-    let strategy_stats = strategy.stats(record, cfg.periods_per_year);
-    let baseline_stats = baseline.stats(record, cfg.periods_per_year);
+    let counters = *processor.counters();
+    let keys = processor.key_count();
+    let key_stats = charts.key_stats(&processor);
+    let strategy_stats = stats(&processor, strategy.portfolio, record, cfg.periods_per_year);
+    let baseline_stats = stats(
+        baseline.flow.processor(),
+        baseline.portfolio,
+        record,
+        cfg.periods_per_year,
+    );
     let elapsed = started.elapsed().as_secs_f64();
     let mut rejected = Rejected {
         out_of_order: counters.out_of_order,
@@ -407,6 +403,43 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         crate::run::report::write(&opts.out.join("report.html"), &data)?;
     }
     Ok(summary)
+}
+
+/// The backtest's stage: each record goes through the strategy and the baseline lane, and the
+/// report collects what both did.
+struct Replay {
+    strategy: Lane<ParquetSink>,
+    baseline: Lane<Discard>,
+    charts: crate::run::collect::Charts,
+    bar: indicatif::ProgressBar,
+    rows: u64,
+}
+
+impl Stage for Replay {
+    fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
+        self.rows += 1;
+        let acc = self.strategy.step(&item)?;
+        let base = self.baseline.step(&item)?;
+        if let Ok(rec) = &item.record {
+            self.charts.record(
+                rec,
+                acc.as_ref(),
+                base.as_ref(),
+                self.strategy.flow.last_events(),
+                self.strategy.portfolio.perf.equity(),
+                self.baseline.portfolio.perf.equity(),
+            );
+        }
+        if self.rows % 65_536 == 0 {
+            self.bar.set_position(self.rows);
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<(), FlowError> {
+        self.strategy.flow.checkpoint()?;
+        self.baseline.flow.checkpoint()
+    }
 }
 
 fn progress_bar(wanted: bool, total: u64) -> indicatif::ProgressBar {

@@ -1,43 +1,41 @@
-//! `deadband run`: the Kafka daemon — a consumer-group member that processes each assigned
-//! partition in offset order with its own Processor, produces events, and checkpoints.
+//! `deadband run`: the Kafka daemon — a consumer-group member that runs one [`Flow`] per
+//! assigned partition, composed of the Kafka flow parts in `io::kafka`.
 //!
-//! Threads and tasks:
+//! Threads:
 //! - one OS thread polls the group consumer (librdkafka runs rebalance callbacks on it) and
 //!   hands each message to its partition's worker through a bounded channel; a full channel
 //!   blocks the poller, so consumption pauses instead of buffering without limit;
-//! - one tokio task per assigned partition: restore keyed state from the changelog, then
-//!   decode -> process -> produce, and checkpoint every `checkpoint_interval_ms`;
-//! - the tokio main task serves `/metrics` and waits for SIGTERM/SIGINT or a fatal error.
+//! - one OS thread per assigned partition: restore keyed state from the changelog, then
+//!   [`drive`] the partition source into its flow — decode -> process -> produce, with a
+//!   checkpoint every `checkpoint_interval_ms` (checked after every batch, so a backlog never
+//!   starves it) and a final one when the partition is revoked or the daemon stops;
+//! - the tokio runtime serves `/metrics` and waits for SIGTERM/SIGINT or a fatal error.
 //!
-//! Checkpoint order (design §4): await the delivery of produced events and DLQ records ->
-//! write changed keys' snapshots to the changelog (same partition number as the input) ->
-//! await those deliveries -> commit offset + 1 synchronously. A crash anywhere in between
-//! re-delivers records; events carry deterministic ids, so the guarantee is at-least-once with
-//! duplicates that are identical. Records already covered by a restored snapshot are rejected
-//! as duplicates/out-of-order by the Processor, so they never emit twice from replayed state.
-//!
-//! Choices where the spec is silent: a failed event delivery is fatal (exit 1, offsets not
-//! committed past it) because committing would lose events; a failed commit is retried at the
-//! next checkpoint; the changelog topic needs at least as many partitions as the input topic.
+//! The checkpoint order and why it makes the daemon at-least-once with identical duplicates is
+//! written once, in `flow::stage`. Choices made here: a failed event delivery is fatal (exit 1,
+//! offsets not committed past it) because committing would lose events; a failed commit is
+//! retried at the next checkpoint; the changelog topic needs at least as many partitions as the
+//! input topic.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::mpsc;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{default_changelog_topic, default_dlq_topic, Config};
-use crate::io::codec::{decode, encode_event};
-use crate::io::kafka::{self, KafkaIoError};
-use crate::pipeline::{KeyParamError, Processor, ProcessorConfig, Reject};
-use crate::record::{Event, RecordKind};
+use crate::flow::{drive, DriveOptions, Flow, FlowError, Item, Stage};
+use crate::io::kafka::{self, ChangelogCheckpoint, KafkaIoError, KafkaSink, PartitionSource, Work};
+use crate::metrics::Metrics;
+use crate::pipeline::{KeyParamError, Processor, ProcessorConfig};
+use crate::record::RecordKind;
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +54,18 @@ pub enum DaemonError {
         topics: Vec<String>,
         source: rdkafka::error::KafkaError,
     },
-    #[error("producing to {topic} failed: {problem} (offsets were not committed past it; restart to retry)")]
-    Produce { topic: String, problem: String },
+    #[error("{topic}/{partition}: {source}")]
+    Flow {
+        topic: String,
+        partition: i32,
+        source: FlowError,
+    },
     #[error("restoring {topic}/{partition}: snapshot of key `{key}`: {source}")]
     Snapshot {
         topic: String,
         partition: i32,
         key: String,
-        source: crate::state::StateError,
+        source: crate::io::state::StateError,
     },
     #[error("shutdown did not finish within {0:?}; offsets since the last checkpoint were not committed and will be reprocessed")]
     ShutdownTimeout(Duration),
@@ -83,81 +85,9 @@ impl DaemonError {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Metrics adapter: the only place that names `crate::metrics`, so its API can move freely.
-// ---------------------------------------------------------------------------------------------
-
-/// What the daemon reports; a thin wrapper over [`crate::metrics::Metrics`].
-#[derive(Clone)]
-struct Telemetry(Arc<crate::metrics::Metrics>);
-
-/// The outcome of one input record, for the counters.
-enum Outcome<'a> {
-    Ok,
-    Invalid(&'a str),
-    OutOfOrder,
-    Duplicate,
-}
-
-impl Telemetry {
-    fn new() -> Self {
-        Telemetry(crate::metrics::Metrics::new())
-    }
-    fn record(&self, o: Outcome<'_>) {
-        use crate::metrics::RecordResult as R;
-        match o {
-            Outcome::Ok => self.0.record_in(R::Ok, None),
-            Outcome::Invalid(reason) => self.0.record_in(R::Invalid, Some(reason)),
-            Outcome::OutOfOrder => self.0.record_in(R::OutOfOrder, None),
-            Outcome::Duplicate => self.0.record_in(R::Duplicate, None),
-        }
-    }
-    fn event(&self, kind: &str) {
-        self.0.event_out(kind);
-    }
-    fn dlq(&self, reason: &str) {
-        self.0.dlq(reason);
-    }
-    fn lag(&self, topic: &str, partition: i32, lag: i64) {
-        self.0.set_lag(topic, partition, lag);
-    }
-    fn forget(&self, topic: &str, partition: i32) {
-        self.0.remove_partition(topic, partition);
-    }
-    fn keys(&self, n: usize) {
-        self.0.set_keys(n);
-    }
-    fn checkpoint(&self, took: Duration) {
-        self.0.checkpoint(took);
-    }
-    fn latency(&self, took: Duration) {
-        self.0.latency(took);
-    }
-    fn ready(&self, ready: bool) {
-        self.0.set_ready(ready);
-    }
-    async fn serve(
-        &self,
-        listen: SocketAddr,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<SocketAddr> {
-        crate::metrics::serve(listen, self.0.clone(), shutdown).await
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared state, consumer context
-// ---------------------------------------------------------------------------------------------
-
-/// A message for a partition worker.
-enum Work {
-    Msg(OwnedMessage),
-    /// Checkpoint and stop; the sender is told when done.
-    Stop(std::sync::mpsc::Sender<()>),
-}
-
 type Tp = (String, i32);
 
+/// What every partition worker and the rebalance callbacks share.
 struct Shared {
     processor: Arc<ProcessorConfig>,
     record: RecordKind,
@@ -168,11 +98,10 @@ struct Shared {
     changelog_topic: String,
     checkpoint_every: Duration,
     stop_timeout: Duration,
-    rt: tokio::runtime::Handle,
-    workers: Mutex<HashMap<Tp, mpsc::Sender<Work>>>,
+    workers: Mutex<HashMap<Tp, SyncSender<Work>>>,
     keys: Mutex<HashMap<Tp, usize>>,
     consumer: OnceLock<Weak<BaseConsumer<Ctx>>>,
-    telemetry: Telemetry,
+    metrics: Arc<Metrics>,
     restoring: AtomicUsize,
     assigned_once: AtomicBool,
     fatal: Mutex<Option<DaemonError>>,
@@ -181,8 +110,10 @@ struct Shared {
 
 /// Records per partition queued between the poller and the worker.
 const CHANNEL_DEPTH: usize = 1024;
-/// Deliveries awaited once this many are outstanding (per partition): bounds producer memory.
-const MAX_PENDING: usize = 4096;
+/// Records per pull of a partition worker.
+const BATCH: usize = 256;
+/// How long a worker waits for a message before checking whether a checkpoint is due.
+const IDLE: Duration = Duration::from_millis(100);
 /// How long a partition's changelog restore may take.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -190,7 +121,7 @@ impl Shared {
     fn update_ready(&self) {
         let ready =
             self.assigned_once.load(Ordering::SeqCst) && self.restoring.load(Ordering::SeqCst) == 0;
-        self.telemetry.ready(ready);
+        self.metrics.set_ready(ready);
     }
 
     fn set_fatal(&self, e: DaemonError) {
@@ -202,7 +133,13 @@ impl Shared {
         self.fatal_notify.notify_one();
     }
 
-    /// Starts a worker for each partition not already running.
+    fn report_keys(&self, tp: &Tp, n: usize) {
+        let mut keys = self.keys.lock().expect("keys lock");
+        keys.insert(tp.clone(), n);
+        self.metrics.set_keys(keys.values().sum());
+    }
+
+    /// Starts a worker thread for each partition not already running.
     fn start_workers(self: &Arc<Self>, tpl: &TopicPartitionList) {
         let mut workers = self.workers.lock().expect("workers lock");
         for el in tpl.elements() {
@@ -211,15 +148,22 @@ impl Shared {
                 continue;
             }
             tracing::info!(topic = %tp.0, partition = tp.1, "assigned");
-            let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+            let (tx, rx) = sync_channel(CHANNEL_DEPTH);
             workers.insert(tp.clone(), tx);
             self.restoring.fetch_add(1, Ordering::SeqCst);
             let shared = self.clone();
-            self.rt.spawn(async move {
-                if let Err(e) = Worker::run(shared.clone(), tp, rx).await {
+            let name = format!("deadband-{}-{}", tp.0, tp.1);
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                let source = PartitionSource::new(rx, shared.record, IDLE);
+                if let Err(e) = run_partition(&shared, tp, source) {
                     shared.set_fatal(e);
                 }
             });
+            if let Err(e) = spawned {
+                self.set_fatal(DaemonError::NotConfigured(format!(
+                    "cannot start a partition worker thread: {e}"
+                )));
+            }
         }
         self.assigned_once.store(true, Ordering::SeqCst);
         self.update_ready();
@@ -233,7 +177,7 @@ impl Shared {
                 continue;
             };
             let (ack_tx, ack_rx) = std::sync::mpsc::channel();
-            if tx.blocking_send(Work::Stop(ack_tx)).is_ok() {
+            if tx.send(Work::Stop(ack_tx)).is_ok() {
                 acks.push((tp.clone(), ack_rx));
             }
         }
@@ -243,13 +187,13 @@ impl Shared {
             if ack.recv_timeout(left).is_err() {
                 tracing::warn!(topic = %tp.0, partition = tp.1, "worker did not checkpoint in time");
             }
-            self.telemetry.forget(&tp.0, tp.1);
+            self.metrics.remove_partition(&tp.0, tp.1);
             self.keys.lock().expect("keys lock").remove(&tp);
             tracing::info!(topic = %tp.0, partition = tp.1, "revoked");
         }
     }
 
-    fn sender(&self, topic: &str, partition: i32) -> Option<mpsc::Sender<Work>> {
+    fn sender(&self, topic: &str, partition: i32) -> Option<SyncSender<Work>> {
         self.workers
             .lock()
             .expect("workers lock")
@@ -287,260 +231,104 @@ impl ConsumerContext for Ctx {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Partition worker
-// ---------------------------------------------------------------------------------------------
-
-struct Worker {
-    shared: Arc<Shared>,
-    topic: String,
-    partition: i32,
-    processor: Processor,
-    /// Keys whose state changed since the last checkpoint.
-    dirty: HashSet<String>,
-    pending: Vec<DeliveryFuture>,
-    /// Offset + 1 of the last record handled, and of the last committed.
-    next_offset: Option<i64>,
-    committed: Option<i64>,
-    events: Vec<Event>,
-    buf: Vec<u8>,
+/// A partition's flow with the daemon's per-record metrics around it.
+struct Metered<'s> {
+    flow: Flow<KafkaSink, ChangelogCheckpoint<Ctx>>,
+    shared: &'s Shared,
+    tp: Tp,
 }
 
-impl Worker {
-    async fn run(
-        shared: Arc<Shared>,
-        (topic, partition): Tp,
-        mut rx: mpsc::Receiver<Work>,
-    ) -> Result<(), DaemonError> {
-        let mut processor = Processor::new(shared.processor.clone())?;
+impl Stage for Metered<'_> {
+    fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
         let t0 = Instant::now();
-        let (base, changelog) = (shared.base.clone(), shared.changelog_topic.clone());
-        let snapshot = tokio::task::spawn_blocking(move || {
-            kafka::read_changelog(&base, &changelog, partition, RESTORE_TIMEOUT)
-        })
-        .await
-        .expect("restore task panicked");
-        let restored = match snapshot {
-            Ok(s) => s,
-            Err(e) => {
-                shared.restoring.fetch_sub(1, Ordering::SeqCst);
-                return Err(e.into());
-            }
-        };
-        let n = restored.len();
-        for (key, bytes) in restored {
-            if let Err(source) = processor.restore(&key, &bytes) {
-                shared.restoring.fetch_sub(1, Ordering::SeqCst);
-                return Err(DaemonError::Snapshot {
-                    topic: shared.changelog_topic.clone(),
-                    partition,
-                    key,
-                    source,
-                });
-            }
-        }
-        tracing::info!(%topic, partition, keys = n, took = ?t0.elapsed(), "restored");
-        shared.restoring.fetch_sub(1, Ordering::SeqCst);
-        shared.update_ready();
-        let mut w = Worker {
-            shared: shared.clone(),
-            topic,
-            partition,
-            processor,
-            dirty: HashSet::new(),
-            pending: Vec::new(),
-            next_offset: None,
-            committed: None,
-            events: Vec::new(),
-            buf: Vec::with_capacity(512),
-        };
-        w.report_keys();
-        let mut tick = tokio::time::interval(shared.checkpoint_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                work = rx.recv() => match work {
-                    Some(Work::Msg(m)) => w.handle(&m).await?,
-                    Some(Work::Stop(ack)) => {
-                        let r = w.checkpoint().await;
-                        let _ = ack.send(());
-                        return r;
-                    }
-                    None => return w.checkpoint().await,
-                },
-                _ = tick.tick() => w.checkpoint().await?,
-            }
-        }
-    }
-
-    fn produce_err(&self, topic: &str, e: impl ToString) -> DaemonError {
-        DaemonError::Produce {
-            topic: topic.to_string(),
-            problem: e.to_string(),
-        }
-    }
-
-    async fn handle(&mut self, m: &OwnedMessage) -> Result<(), DaemonError> {
-        let t0 = Instant::now();
-        let payload = m.payload().unwrap_or(b"");
-        match decode(payload, self.shared.record) {
-            Err(e) => {
-                self.shared.telemetry.record(Outcome::Invalid(e.code()));
-                self.dead_letter(m, &e.to_string(), e.code()).await?;
-            }
-            Ok(d) => {
-                let rec = d.record();
-                match self.processor.process(&rec, &mut self.events) {
-                    Ok(_) => {
-                        self.shared.telemetry.record(Outcome::Ok);
-                        if !self.dirty.contains(rec.key) {
-                            self.dirty.insert(rec.key.to_string());
-                        }
-                        let events = std::mem::take(&mut self.events);
-                        for e in &events {
-                            encode_event(e, &mut self.buf);
-                            let r = FutureRecord::to(&self.shared.out_topic)
-                                .key(e.key.as_bytes())
-                                .payload(self.buf.as_slice());
-                            let f = kafka::send_with_backpressure(&self.shared.producer, r)
-                                .await
-                                .map_err(|err| self.produce_err(&self.shared.out_topic, err))?;
-                            self.pending.push(f);
-                            self.shared.telemetry.event(e.body.kind());
-                        }
-                        self.events = events;
-                        self.events.clear();
-                    }
-                    Err(Reject::Invalid(i)) => {
-                        self.shared.telemetry.record(Outcome::Invalid(i.as_str()));
-                        self.dead_letter(m, i.as_str(), i.as_str()).await?;
-                    }
-                    Err(Reject::OutOfOrder) => self.shared.telemetry.record(Outcome::OutOfOrder),
-                    Err(Reject::Duplicate) => self.shared.telemetry.record(Outcome::Duplicate),
-                }
-            }
-        }
-        self.next_offset = Some(m.offset() + 1);
-        if self.pending.len() >= MAX_PENDING {
-            self.flush().await?;
-        }
-        self.shared.telemetry.latency(t0.elapsed());
+        let submitted = self.flow.submit(item)?;
+        let outcome = submitted.result.map(|_| ());
+        self.shared.metrics.record_in(outcome);
+        self.shared.metrics.latency(t0.elapsed());
         Ok(())
     }
 
-    async fn dead_letter(
-        &mut self,
-        m: &OwnedMessage,
-        reason: &str,
-        code: &str,
-    ) -> Result<(), DaemonError> {
-        let headers = kafka::dlq_headers(reason, m.topic(), m.partition(), m.offset());
-        let f = kafka::send_dlq(
-            &self.shared.producer,
-            &self.shared.dlq_topic,
-            m.key(),
-            m.payload(),
-            headers,
-        )
-        .await
-        .map_err(|e| self.produce_err(&self.shared.dlq_topic, e))?;
-        self.pending.push(f);
-        self.shared.telemetry.dlq(code);
-        Ok(())
-    }
-
-    /// Waits for every outstanding delivery; any failure is fatal.
-    async fn flush(&mut self) -> Result<(), DaemonError> {
-        for f in self.pending.drain(..) {
-            match f.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, m))) => {
-                    return Err(DaemonError::Produce {
-                        topic: m.topic().to_string(),
-                        problem: e.to_string(),
-                    })
-                }
-                Err(_) => {
-                    return Err(DaemonError::Produce {
-                        topic: self.shared.out_topic.clone(),
-                        problem: "the producer was closed before delivery".into(),
-                    })
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn report_keys(&self) {
-        let mut keys = self.shared.keys.lock().expect("keys lock");
-        keys.insert(
-            (self.topic.clone(), self.partition),
-            self.processor.key_count(),
-        );
-        self.shared.telemetry.keys(keys.values().sum());
-    }
-
-    /// Events flushed -> changed state to the changelog -> flushed -> offsets committed.
-    async fn checkpoint(&mut self) -> Result<(), DaemonError> {
-        if self.next_offset == self.committed && self.dirty.is_empty() && self.pending.is_empty() {
-            return Ok(());
-        }
+    fn checkpoint(&mut self) -> Result<(), FlowError> {
         let t0 = Instant::now();
-        self.flush().await?;
-        let dirty: Vec<String> = self.dirty.drain().collect();
-        for key in &dirty {
-            let Some(bytes) = self.processor.snapshot(key) else {
-                continue;
-            };
-            let r = FutureRecord::to(&self.shared.changelog_topic)
-                .partition(self.partition)
-                .key(key.as_bytes())
-                .payload(bytes.as_slice());
-            let f = kafka::send_with_backpressure(&self.shared.producer, r)
-                .await
-                .map_err(|e| self.produce_err(&self.shared.changelog_topic, e))?;
-            self.pending.push(f);
+        let changed = self.flow.processor().changed_count();
+        self.flow.checkpoint()?;
+        if changed > 0 {
+            self.shared.metrics.checkpoint(t0.elapsed());
         }
-        self.flush().await?;
-        self.report_keys();
-        let Some(next) = self.next_offset else {
-            return Ok(());
-        };
-        let Some(consumer) = self.shared.consumer.get().and_then(Weak::upgrade) else {
-            return Ok(());
-        };
-        let (topic, partition) = (self.topic.clone(), self.partition);
-        let (committed, lag) = tokio::task::spawn_blocking(move || {
-            let mut tpl = TopicPartitionList::new();
-            let ok = tpl
-                .add_partition_offset(&topic, partition, Offset::Offset(next))
-                .and_then(|_| consumer.commit(&tpl, CommitMode::Sync));
-            if let Err(e) = &ok {
-                tracing::warn!(%topic, partition, "commit failed (retried at the next checkpoint): {e}");
-            }
-            let lag = consumer
-                .fetch_watermarks(&topic, partition, Duration::from_secs(1))
-                .ok()
-                .map(|(_, high)| (high - next).max(0));
-            (ok.is_ok(), lag)
-        })
-        .await
-        .expect("commit task panicked");
-        if committed {
-            self.committed = Some(next);
-        }
-        if let Some(lag) = lag {
-            self.shared.telemetry.lag(&self.topic, self.partition, lag);
-        }
-        self.shared.telemetry.checkpoint(t0.elapsed());
+        self.shared
+            .report_keys(&self.tp, self.flow.processor().key_count());
         Ok(())
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Entry point
-// ---------------------------------------------------------------------------------------------
+/// One partition from assignment to revoke: restore, then drive until stopped.
+fn run_partition(
+    shared: &Arc<Shared>,
+    tp: Tp,
+    mut source: PartitionSource,
+) -> Result<(), DaemonError> {
+    let restored = restore(shared, &tp);
+    shared.restoring.fetch_sub(1, Ordering::SeqCst);
+    shared.update_ready();
+    let processor = restored?;
+    shared.report_keys(&tp, processor.key_count());
+    let sink = KafkaSink::new(
+        shared.producer.clone(),
+        shared.out_topic.clone(),
+        shared.dlq_topic.clone(),
+        tp.clone(),
+        shared.metrics.clone(),
+    );
+    let checkpoint = ChangelogCheckpoint::new(
+        shared.producer.clone(),
+        shared.changelog_topic.clone(),
+        tp.clone(),
+        shared.consumer.get().cloned().unwrap_or_default(),
+        shared.metrics.clone(),
+    );
+    let mut stage = Metered {
+        flow: Flow::new(processor, sink, checkpoint),
+        shared,
+        tp: tp.clone(),
+    };
+    let opts = DriveOptions {
+        batch: BATCH,
+        checkpoint_every: Some(shared.checkpoint_every),
+    };
+    let result = drive(&mut source, &mut stage, opts);
+    if let Some(ack) = source.take_stop_ack() {
+        let _ = ack.send(());
+    }
+    result.map(|_| ()).map_err(|source| DaemonError::Flow {
+        topic: tp.0,
+        partition: tp.1,
+        source,
+    })
+}
+
+/// A processor holding the partition's keys as the changelog has them.
+fn restore(shared: &Shared, (topic, partition): &Tp) -> Result<Processor, DaemonError> {
+    let mut processor = Processor::new(shared.processor.clone())?;
+    let t0 = Instant::now();
+    let snapshot = kafka::read_changelog(
+        &shared.base,
+        &shared.changelog_topic,
+        *partition,
+        RESTORE_TIMEOUT,
+    )?;
+    let n = snapshot.len();
+    for (key, bytes) in snapshot {
+        let core = crate::io::state::decode(&bytes).map_err(|source| DaemonError::Snapshot {
+            topic: shared.changelog_topic.clone(),
+            partition: *partition,
+            key: key.clone(),
+            source,
+        })?;
+        processor.restore(&key, core);
+    }
+    tracing::info!(%topic, partition, keys = n, took = ?t0.elapsed(), "restored");
+    Ok(processor)
+}
 
 /// Runs the daemon until SIGTERM/SIGINT (exit 0 after a final checkpoint) or a fatal error.
 pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
@@ -571,7 +359,7 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
     let base = kafka::client_config(&brokers, &cfg.kafka)?;
     let producer = kafka::producer(&base)?;
     let stop_timeout = Duration::from_secs(cfg.kafka.shutdown_timeout_s);
-    let telemetry = Telemetry::new();
+    let metrics = Metrics::new();
     let shared = Arc::new(Shared {
         processor: Arc::new(cfg.processor.clone()),
         record: cfg.processor.record,
@@ -590,27 +378,25 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
             .unwrap_or_else(|| default_changelog_topic(&group)),
         checkpoint_every: Duration::from_millis(cfg.kafka.checkpoint_interval_ms),
         stop_timeout,
-        rt: tokio::runtime::Handle::current(),
         workers: Mutex::new(HashMap::new()),
         keys: Mutex::new(HashMap::new()),
         consumer: OnceLock::new(),
-        telemetry: telemetry.clone(),
+        metrics: metrics.clone(),
         restoring: AtomicUsize::new(0),
         assigned_once: AtomicBool::new(false),
         fatal: Mutex::new(None),
         fatal_notify: tokio::sync::Notify::new(),
     });
-    telemetry.ready(false);
+    metrics.set_ready(false);
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let addr = telemetry
-        .serve(listen, async move {
-            let _ = http_stop_rx.await;
-        })
-        .await
-        .map_err(|source| DaemonError::Metrics {
-            addr: listen.to_string(),
-            source,
-        })?;
+    let addr = crate::io::http::serve(listen, metrics.clone(), async move {
+        let _ = http_stop_rx.await;
+    })
+    .await
+    .map_err(|source| DaemonError::Metrics {
+        addr: listen.to_string(),
+        source,
+    })?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 
     let consumer = Arc::new(kafka::group_consumer(&base, &group, Ctx(shared.clone()))?);
@@ -633,9 +419,8 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
             .expect("spawn the poll thread")
     };
 
-    let signal = shutdown_signal();
     tokio::select! {
-        _ = signal => tracing::info!("shutdown requested: checkpointing"),
+        _ = shutdown_signal() => tracing::info!("shutdown requested: checkpointing"),
         _ = shared.fatal_notify.notified() => tracing::info!("stopping after a fatal error"),
     }
 
@@ -685,10 +470,9 @@ fn poll_loop(consumer: &BaseConsumer<Ctx>, shared: &Shared, stop: &AtomicBool) {
                     );
                     continue;
                 };
-                if tx.blocking_send(Work::Msg(m.detach())).is_err() {
-                    // The worker stopped (fatal error): the main task is shutting down.
-                    continue;
-                }
+                // A send fails only when the worker stopped (fatal error): the main thread is
+                // shutting down.
+                let _ = tx.send(Work::Msg(m.detach()));
             }
         }
     }

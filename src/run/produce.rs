@@ -1,6 +1,5 @@
 //! `deadband produce`: replays a Parquet file into a Kafka topic as JSON records, in file order.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -8,7 +7,7 @@ use rdkafka::producer::FutureRecord;
 
 use crate::config::KafkaConfig;
 use crate::io::codec::encode_record;
-use crate::io::kafka::{self, KafkaIoError};
+use crate::io::kafka::{self, Deliveries, DeliveryError, KafkaIoError};
 use crate::io::parquet::{ParquetSource, SourceError, SourceOptions};
 use crate::record::RecordKind;
 
@@ -60,7 +59,7 @@ const MAX_IN_FLIGHT: usize = 20_000;
 /// Replays the file and returns the number of records delivered (all delivery reports are
 /// awaited). Message key = record key; records are sent in file order, so each key's records
 /// keep their order within its partition.
-pub async fn run(opts: &ProduceOptions) -> Result<u64, ProduceError> {
+pub fn run(opts: &ProduceOptions) -> Result<u64, ProduceError> {
     if let Some(r) = opts.rate {
         if !(r.is_finite() && r > 0.0) {
             return Err(ProduceError::BadRate(r));
@@ -76,50 +75,40 @@ pub async fn run(opts: &ProduceOptions) -> Result<u64, ProduceError> {
     };
     let base = kafka::client_config(&opts.brokers, &opts.kafka)?;
     let producer = kafka::producer(&base)?;
-    let mut pending = VecDeque::new();
+    let mut deliveries = Deliveries::default();
     let mut buf = Vec::with_capacity(256);
     let mut sent = 0u64;
-    let mut delivered = 0u64;
     let start = Instant::now();
-    let fail = |delivered: u64, problem: String| ProduceError::Delivery {
+    let fail = |delivered: u64, e: DeliveryError| ProduceError::Delivery {
         topic: opts.topic.clone(),
         delivered,
-        problem,
+        problem: e.problem,
     };
-    loop {
-        let Some(rec) = source.next_record()? else {
-            break;
-        };
+    while let Some(rec) = source.next_record()? {
         encode_record(&rec, &mut buf);
         let record = FutureRecord::to(&opts.topic)
             .key(rec.key.as_bytes())
             .payload(buf.as_slice());
-        let f = kafka::send_with_backpressure(&producer, record)
-            .await
-            .map_err(|e| fail(delivered, e.to_string()))?;
-        pending.push_back(f);
+        deliveries
+            .send(&producer, record, "input")
+            .map_err(|e| fail(deliveries.delivered(), e))?;
         sent += 1;
-        while pending.len() > MAX_IN_FLIGHT {
-            let f = pending.pop_front().expect("non-empty");
-            await_delivery(f).await.map_err(|p| fail(delivered, p))?;
-            delivered += 1;
-        }
+        deliveries
+            .wait_until(MAX_IN_FLIGHT)
+            .map_err(|e| fail(deliveries.delivered(), e))?;
         if let Some(rate) = opts.rate {
-            let due = start + Duration::from_secs_f64(sent as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+            // A due time beyond what a Duration holds (a tiny rate) means: wait forever,
+            // which no one wants; it is capped at one day per record.
+            let due = Duration::try_from_secs_f64(sent as f64 / rate)
+                .unwrap_or(Duration::from_secs(86_400 * sent.max(1)));
+            let now = start.elapsed();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
         }
     }
-    for f in pending {
-        await_delivery(f).await.map_err(|p| fail(delivered, p))?;
-        delivered += 1;
-    }
-    Ok(delivered)
-}
-
-async fn await_delivery(f: rdkafka::producer::DeliveryFuture) -> Result<(), String> {
-    match f.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e.to_string()),
-        Err(_) => Err("the producer was dropped before delivery".into()),
-    }
+    deliveries
+        .wait_all()
+        .map_err(|e| fail(deliveries.delivered(), e))?;
+    Ok(deliveries.delivered())
 }

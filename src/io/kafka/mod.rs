@@ -1,5 +1,12 @@
 //! Kafka clients: librdkafka configuration (with `${ENV}` expansion), producer and consumer
-//! construction, the changelog restore reader, and dead-letter sends.
+//! construction, the changelog restore reader; and, in the files beside this one, Kafka as flow
+//! parts — a partition source, the events/DLQ sink and the changelog checkpoint.
+
+mod deliveries;
+mod flow;
+
+pub use deliveries::{Deliveries, DeliveryError};
+pub use flow::{ChangelogCheckpoint, KafkaSink, PartitionSource, Work};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -198,9 +205,10 @@ pub fn dlq_headers(reason: &str, topic: &str, partition: i32, offset: i64) -> Ow
         })
 }
 
-/// Enqueues a send, waiting (asynchronously) while the producer's queue is full: this is where
-/// the daemon's backpressure comes from.
-pub async fn send_with_backpressure(
+/// Enqueues a send, waiting while the producer's queue is full: this is where the daemon's
+/// backpressure comes from (a full queue blocks the worker, whose full channel blocks the
+/// poller, which stops fetching).
+pub fn send_with_backpressure(
     producer: &FutureProducer,
     mut record: FutureRecord<'_, [u8], [u8]>,
 ) -> Result<DeliveryFuture, KafkaError> {
@@ -213,29 +221,11 @@ pub async fn send_with_backpressure(
             )) => {
                 record = r;
                 // The queue drains as deliveries complete; retry shortly.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                std::thread::sleep(Duration::from_millis(5));
             }
             Err((e, _)) => return Err(e),
         }
     }
-}
-
-/// Sends a dead-letter record: the original key and payload bytes, unchanged, plus headers.
-pub async fn send_dlq(
-    producer: &FutureProducer,
-    dlq_topic: &str,
-    key: Option<&[u8]>,
-    payload: Option<&[u8]>,
-    headers: OwnedHeaders,
-) -> Result<DeliveryFuture, KafkaError> {
-    let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq_topic).headers(headers);
-    if let Some(k) = key {
-        r = r.key(k);
-    }
-    if let Some(p) = payload {
-        r = r.payload(p);
-    }
-    send_with_backpressure(producer, r).await
 }
 
 #[cfg(test)]

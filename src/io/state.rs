@@ -1,16 +1,18 @@
-//! Snapshot encoding of one key's state: versioned JSON bytes (changelog values, checkpoints).
+//! Checkpoint bytes of one key's state: versioned JSON (changelog values). The processor hands
+//! out and takes typed state; only this file knows its byte format.
 //!
 //! JSON because it is inspectable with any Kafka tool; serde_json's `float_roundtrip` makes
 //! every f64 come back bit-for-bit, so a restored processor emits exactly what an uninterrupted
-//! one would have. The envelope `{"v": 1, "state": ...}` lets a later version refuse or migrate
+//! one would have. The envelope `{"v": 2, "state": ...}` lets a later version refuse or migrate
 //! old snapshots instead of misreading them.
 
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::KeyCore;
 
-/// The version written by this build.
-pub const STATE_VERSION: u32 = 1;
+/// The version written by this build. 2: fitter state is plain JSON numbers (1 wrote its floats
+/// as decimal strings).
+pub const STATE_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct EnvelopeOut<'a> {

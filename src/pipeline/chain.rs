@@ -1,0 +1,234 @@
+//! The per-record chain of one key: scale -> fit -> decisions (book or compensation + SPC) ->
+//! trend -> events. Pure: no IO, no allocation for an existing key unless an event is emitted.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Event, EventBody, FitRow, Payload, Record, Ts};
+use crate::signal::book::{Book, BookStep};
+use crate::signal::compensate::{Compensator, Spec, Trigger};
+use crate::signal::trend::Trend;
+use crate::zone::fit::Fitter;
+use crate::zone::scale::{Scale, ScaleInput};
+use crate::zone::spc::{Rule, Spc};
+use crate::zone::ParamError;
+
+use super::params::{KeyParams, TimeAxis};
+
+/// What an accepted record did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Accepted {
+    pub seq: u64,
+    pub fit: FitRow,
+    /// Bars: the book's step on this record.
+    pub book: BookStep,
+    /// Measurements with known limits: whether the value seen is outside [lsl, usl].
+    pub out_of_tolerance: Option<bool>,
+}
+
+/// The serialisable state of one key: what a checkpoint stores and a restore puts back
+/// (the bytes are made in `io::state`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyCore {
+    pub seq: u64,
+    pub last_ts: Option<Ts>,
+    pub first_ts: Option<Ts>,
+    pub scale: Scale,
+    pub fitter: Fitter,
+    pub trend: Trend,
+    pub book: Book,
+    pub comp: Compensator,
+    pub spc: Option<Spc>,
+    /// Measurements: records outside [lsl, usl] as seen by this processor.
+    pub out_of_tolerance: u64,
+    /// SPC rules that fired on the previous record (bit = rule index); alarms are edge-triggered.
+    #[serde(default)]
+    pub spc_firing: u8,
+}
+
+impl KeyCore {
+    pub(super) fn new(p: &KeyParams) -> Result<Self, ParamError> {
+        p.trend.validate()?;
+        p.book.validate()?;
+        p.comp.validate()?;
+        if let Some(c) = p.cost_fraction {
+            if !(c.is_finite() && c >= 0.0) {
+                return Err(ParamError::new(
+                    "cost_fraction",
+                    format!("must be >= 0, got {c}"),
+                ));
+            }
+        }
+        if let TimeAxis::Seconds { unit_s } = p.time {
+            if !(unit_s.is_finite() && unit_s > 0.0) {
+                return Err(ParamError::new(
+                    "time_unit_s",
+                    format!("must be > 0, got {unit_s}"),
+                ));
+            }
+        }
+        Ok(Self {
+            seq: 0,
+            last_ts: None,
+            first_ts: None,
+            scale: Scale::new(&p.scale, p.regimes.as_ref(), p.floor)?,
+            fitter: Fitter::new(p.fit)?,
+            trend: Trend::default(),
+            book: Book::default(),
+            comp: Compensator::default(),
+            spc: p.spc.as_ref().map(Spc::new).transpose()?,
+            out_of_tolerance: 0,
+            spc_firing: 0,
+        })
+    }
+}
+
+/// The chain for one accepted record of one key.
+#[inline]
+pub(super) fn step(
+    name: &Arc<str>,
+    p: &KeyParams,
+    core: &mut KeyCore,
+    rec: &Record<'_>,
+    out: &mut Vec<Event>,
+) -> Accepted {
+    let seq = core.seq;
+    core.seq += 1;
+    core.last_ts = Some(core.last_ts.map_or(rec.ts, |l| l.max(rec.ts)));
+    let first_ts = *core.first_ts.get_or_insert(rec.ts);
+    let t = match p.time {
+        TimeAxis::Index => seq as f64,
+        TimeAxis::Seconds { unit_s } => (rec.ts - first_ts) as f64 * 1e-9 / unit_s,
+    };
+    let y = rec.y();
+    let input = match rec.payload {
+        Payload::Bar(b) => ScaleInput::bar(b.high, b.low, b.close),
+        Payload::Measurement(m) => match (m.lsl.or(p.comp.lsl), m.usl.or(p.comp.usl)) {
+            (Some(l), Some(u)) => ScaleInput::value(m.value).with_tolerance(u - l),
+            _ => ScaleInput::value(m.value),
+        },
+    };
+    let zone = core.scale.update(input);
+    let mut eps = zone.eps;
+    if let (Some(c), Payload::Bar(b)) = (p.cost_fraction, rec.payload) {
+        eps = eps.max(c * b.close);
+    }
+    let fit = core.fitter.update(t, y, eps);
+    let emit = |out: &mut Vec<Event>, body: EventBody| {
+        out.push(Event {
+            key: name.clone(),
+            seq,
+            ts: rec.ts,
+            body,
+        })
+    };
+
+    let mut book = BookStep::default();
+    let mut out_of_tolerance = None;
+    match rec.payload {
+        Payload::Bar(b) => {
+            book = core.book.on_close(&p.book, b.close);
+            if let Some(tr) = book.trade {
+                emit(
+                    out,
+                    EventBody::Rebalance {
+                        position_from: tr.from,
+                        position_to: tr.to,
+                        turnover: tr.turnover,
+                        cost: tr.cost,
+                    },
+                );
+            }
+        }
+        Payload::Measurement(m) => {
+            core.comp.tick();
+            let alarms = core
+                .spc
+                .as_mut()
+                .map(|s| s.update(m.value))
+                .unwrap_or_default();
+            let mut beyond_3_sigma = false;
+            let mut firing = 0u8;
+            for a in alarms.iter() {
+                beyond_3_sigma |= a.rule == Rule::We1;
+                let bit = 1u8 << (a.rule as u8);
+                firing |= bit;
+                // Edge-triggered: a rule that keeps firing on consecutive parts raises one
+                // alarm, not one per part.
+                if core.spc_firing & bit != 0 {
+                    continue;
+                }
+                emit(
+                    out,
+                    EventBody::SpcAlarm {
+                        rule: a.rule,
+                        statistic: a.statistic,
+                        limit: a.limit,
+                    },
+                );
+            }
+            core.spc_firing = firing;
+            if let Some(spec) = Spec::resolve(&p.comp, m.nominal, m.lsl, m.usl) {
+                let oot = spec.out_of_tolerance(m.value);
+                core.out_of_tolerance += u64::from(oot);
+                out_of_tolerance = Some(oot);
+                let warm = seq >= p.trend.warmup;
+                let comp = match p.comp.trigger {
+                    Trigger::Predictive if warm => core
+                        .comp
+                        .predictive(&p.comp, &spec, fit.level, fit.slope, eps, None, false),
+                    Trigger::Shewhart if beyond_3_sigma => {
+                        core.comp.shewhart(&p.comp, &spec, m.value)
+                    }
+                    _ => None,
+                };
+                if let Some(c) = comp {
+                    // The offset moves every later part: move the fit with it.
+                    core.fitter.shift_level(c.offset);
+                    emit(
+                        out,
+                        EventBody::ToolCompensation {
+                            offset: c.offset,
+                            predicted: c.predicted,
+                            zone: eps,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    if seq >= p.trend.warmup && core.trend.update(&p.trend, fit.slope, eps) {
+        emit(
+            out,
+            EventBody::Trend {
+                direction: core.trend.direction,
+                strength: core.trend.strength,
+                level: fit.level,
+                slope: fit.slope,
+                zone: eps,
+            },
+        );
+    }
+    if let Payload::Bar(_) = rec.payload {
+        core.book
+            .decide(p.book.target(core.trend.direction, core.trend.strength));
+    }
+
+    Accepted {
+        seq,
+        fit: FitRow {
+            ts: rec.ts,
+            y,
+            level: fit.level,
+            slope: fit.slope,
+            zone: eps,
+            inside: fit.inside,
+            updated: fit.updated,
+            regime: zone.regime,
+        },
+        book,
+        out_of_tolerance,
+    }
+}

@@ -1,0 +1,221 @@
+//! The Processor: keyed state plus the per-record chain validate -> scale -> fit -> signal -> events.
+//!
+//! Synchronous and deterministic; it knows nothing of where records come from nor how state is
+//! stored. Every driver (the replay backtest, the Kafka daemon) calls the same
+//! [`Processor::process`] through [`crate::flow`], which is why they emit the same events. For a
+//! key already seen, processing allocates nothing unless it emits an event (events are pushed
+//! into the caller's reused `Vec`).
+//!
+//! The processor remembers which keys an accepted record changed since the last
+//! [`Processor::drain_changed`], so a checkpoint stores only those; it hands out and takes typed
+//! state ([`KeyCore`]) — turning it into bytes is the IO layer's job (`io::state`).
+
+mod chain;
+mod params;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use chain::{Accepted, KeyCore};
+pub use params::{KeyParamError, KeyParams, KeyPattern, OutOfOrder, ProcessorConfig, TimeAxis};
+
+use crate::record::{Event, EventKind, Invalid, Record, Reject};
+use crate::zone::ParamError;
+
+/// Counts of records by result and events by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    pub ok: u64,
+    pub invalid: [u64; Invalid::ALL.len()],
+    pub out_of_order: u64,
+    pub duplicate: u64,
+    /// Indexed by [`EventKind::index`].
+    pub events: [u64; EventKind::ALL.len()],
+}
+
+impl Counters {
+    pub fn invalid_total(&self) -> u64 {
+        self.invalid.iter().sum()
+    }
+
+    /// Events emitted of one kind.
+    pub fn events_of(&self, kind: EventKind) -> u64 {
+        self.events[kind.index()]
+    }
+
+    /// Counts one record's result.
+    pub fn count(&mut self, result: Result<(), Reject>) {
+        match result {
+            Ok(()) => self.ok += 1,
+            Err(Reject::Invalid(i)) => self.invalid[i.index()] += 1,
+            Err(Reject::OutOfOrder) => self.out_of_order += 1,
+            Err(Reject::Duplicate) => self.duplicate += 1,
+        }
+    }
+}
+
+struct KeyState {
+    name: Arc<str>,
+    params: Arc<KeyParams>,
+    core: KeyCore,
+    /// Changed since the last `drain_changed` (listed in `Processor::changed`).
+    changed: bool,
+}
+
+/// Keyed state plus the per-record chain.
+pub struct Processor {
+    cfg: Arc<ProcessorConfig>,
+    keys: HashMap<Box<str>, KeyState>,
+    /// Keys changed since the last `drain_changed`, each once, in first-change order.
+    changed: Vec<Arc<str>>,
+    counters: Counters,
+}
+
+impl Processor {
+    /// Checks every key's parameters up front (defaults and each override).
+    pub fn new(cfg: Arc<ProcessorConfig>) -> Result<Self, KeyParamError> {
+        for (key, p) in cfg.all_params() {
+            p.check().map_err(|source| KeyParamError {
+                key: key.map(str::to_string),
+                source,
+            })?;
+        }
+        Ok(Self {
+            cfg,
+            keys: HashMap::new(),
+            changed: Vec::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    pub fn config(&self) -> &ProcessorConfig {
+        &self.cfg
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Counts a record that never reached [`Processor::process`] (it could not be decoded), so
+    /// the counters cover every input record.
+    pub fn count_undecodable(&mut self, reason: Invalid) {
+        self.counters.count(Err(Reject::Invalid(reason)));
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The state of every key, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &KeyCore)> {
+        self.keys.values().map(|s| (&*s.name, &s.core))
+    }
+
+    pub fn key_state(&self, key: &str) -> Option<&KeyCore> {
+        self.keys.get(key).map(|s| &s.core)
+    }
+
+    /// The key's state, created from its parameters on first sight (keys appear lazily).
+    fn state_mut(&mut self, key: &str) -> Result<&mut KeyState, ParamError> {
+        if !self.keys.contains_key(key) {
+            let params = self.cfg.params_for(key).clone();
+            let core = KeyCore::new(&params)?;
+            self.keys.insert(
+                key.into(),
+                KeyState {
+                    name: Arc::from(key),
+                    params,
+                    core,
+                    changed: false,
+                },
+            );
+        }
+        Ok(self.keys.get_mut(key).expect("inserted above"))
+    }
+
+    /// Processes one record: pushes its events to `out` and says what happened.
+    pub fn process(&mut self, rec: &Record<'_>, out: &mut Vec<Event>) -> Result<Accepted, Reject> {
+        let result = self.process_inner(rec, out);
+        self.counters
+            .count(result.as_ref().map(|_| ()).map_err(|r| *r));
+        result
+    }
+
+    fn process_inner(
+        &mut self,
+        rec: &Record<'_>,
+        out: &mut Vec<Event>,
+    ) -> Result<Accepted, Reject> {
+        if rec.kind() != self.cfg.record {
+            return Err(Reject::Invalid(Invalid::WrongKind));
+        }
+        rec.validate().map_err(Reject::Invalid)?;
+        let accept_late = self.cfg.out_of_order == OutOfOrder::Accept;
+        // Parameters were checked in `new`, so creating a key cannot fail.
+        let state = self
+            .state_mut(rec.key)
+            .expect("key parameters validated at start");
+        if let Some(last) = state.core.last_ts {
+            if rec.ts == last {
+                return Err(Reject::Duplicate);
+            }
+            if rec.ts < last && !accept_late {
+                return Err(Reject::OutOfOrder);
+            }
+        }
+        let first_len = out.len();
+        let accepted = chain::step(&state.name, &state.params, &mut state.core, rec, out);
+        let first_change = !state.changed;
+        state.changed = true;
+        if first_change {
+            let name = state.name.clone();
+            self.changed.push(name);
+        }
+        for e in &out[first_len..] {
+            self.counters.events[e.body.kind().index()] += 1;
+        }
+        Ok(accepted)
+    }
+
+    /// Hands every key changed since the last call to `f`, with its state, and forgets the
+    /// changes. Stops at the first error (the keys not yet handed out stay changed).
+    pub fn drain_changed<E>(
+        &mut self,
+        mut f: impl FnMut(&str, &KeyCore) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while let Some(name) = self.changed.last() {
+            if let Some(s) = self.keys.get_mut(&**name) {
+                f(name, &s.core)?;
+                s.changed = false;
+            }
+            self.changed.pop();
+        }
+        Ok(())
+    }
+
+    /// How many keys changed since the last [`Processor::drain_changed`].
+    pub fn changed_count(&self) -> usize {
+        self.changed.len()
+    }
+
+    /// Replaces (or creates) a key's state, e.g. from a checkpoint.
+    pub fn restore(&mut self, key: &str, core: KeyCore) {
+        let params = self.cfg.params_for(key).clone();
+        self.keys.insert(
+            key.into(),
+            KeyState {
+                name: Arc::from(key),
+                params,
+                core,
+                changed: false,
+            },
+        );
+    }
+
+    /// Forgets a key (e.g. its partition was revoked).
+    pub fn remove(&mut self, key: &str) -> bool {
+        self.keys.remove(key).is_some()
+    }
+}
