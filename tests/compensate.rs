@@ -575,3 +575,112 @@ fn closed_loop_figures() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the Processor
+// ---------------------------------------------------------------------------------------------
+
+const SENSOR: &str = r#"
+[input]
+path = "x"
+record = "measurement"
+[zone.scale]
+kind = "grr"
+sigma = 0.001
+[fit]
+leak = 0.02
+[signal]
+warmup = 10
+[spc]
+rules = ["we1"]
+baseline = 25
+"#;
+
+/// Drives a Processor in closed loop over parts that wear by +0.0005 per part (±0.02 tolerance,
+/// gauge sigma 0.001 as noise of a fixed pseudo-random sequence), with a new tool every 150
+/// parts that starts again at nominal. Returns the events and the processor.
+fn processor_loop(extra: &str) -> (Vec<deadband::record::Event>, deadband::pipeline::Processor) {
+    use deadband::record::{EventBody, Measurement, Payload, Record};
+    let cfg = deadband::config::parse(&format!("{SENSOR}{extra}"), std::path::Path::new("t.toml"))
+        .unwrap();
+    let mut p = deadband::pipeline::Processor::new(std::sync::Arc::new(cfg.processor)).unwrap();
+    let mut out = Vec::new();
+    let (mut offset, mut s) = (0.0, 7u64);
+    for i in 0..600u32 {
+        if i % 150 == 0 {
+            offset = 0.0; // the new tool is touched off at nominal
+        }
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let noise = ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.002 * 3f64.sqrt();
+        let m = Measurement {
+            value: 10.0 + 0.0005 * f64::from(i % 150) + offset + noise,
+            nominal: Some(10.0),
+            lsl: Some(9.98),
+            usl: Some(10.02),
+            tool: Some(i / 150),
+            true_value: None,
+        };
+        let before = out.len();
+        p.process(
+            &Record {
+                key: "M1/d",
+                ts: i64::from(i),
+                payload: Payload::Measurement(m),
+            },
+            &mut out,
+        )
+        .unwrap();
+        for e in &out[before..] {
+            if let EventBody::ToolCompensation { offset: o, .. } = e.body {
+                offset += o;
+            }
+        }
+    }
+    (out, p)
+}
+
+#[test]
+fn a_tool_change_restarts_the_fit_and_the_offset_and_is_an_event() {
+    use deadband::record::EventBody;
+    let (events, p) = processor_loop("");
+    let changes: Vec<(u64, u32)> = events
+        .iter()
+        .filter_map(|e| match e.body {
+            EventBody::ToolChange { tool } => Some((e.seq, tool)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, [(150, 1), (300, 2), (450, 3)]);
+    let core = p.key_state("M1/d").unwrap();
+    // The current fitter has seen only the last tool's parts; the counts cover all of them.
+    assert_eq!(core.fitter.counts().records, 150);
+    assert_eq!(core.fit_counts().records, 600);
+    assert_eq!(core.control.tool.changes, 3);
+    // The offset applied is the last tool's only, and no part left the tolerance.
+    let last: f64 = events
+        .iter()
+        .filter(|e| e.seq >= 450)
+        .filter_map(|e| match e.body {
+            EventBody::ToolCompensation { offset, .. } => Some(offset),
+            _ => None,
+        })
+        .sum();
+    assert!((core.control.comp.applied - last).abs() < 1e-15);
+    assert_eq!(core.out_of_tolerance, 0);
+    // 0.075 of wear per tool against a 0.04 band: one or two compensations per tool.
+    let comps = p
+        .counters()
+        .events_of(deadband::record::EventKind::ToolCompensation);
+    assert!((4..=8).contains(&comps), "{comps} compensations");
+
+    // Told to ignore the column: no tool_change events; the steps are found instead.
+    let (events, p) = processor_loop("[compensation]\ntool_column = false\n");
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e.body, EventBody::ToolChange { .. })));
+    let core = p.key_state("M1/d").unwrap();
+    assert_eq!(core.control.tool.changes, 0);
+    assert_eq!(core.out_of_tolerance, 0);
+}

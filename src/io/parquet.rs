@@ -20,6 +20,9 @@
 //!   overflows i64 nanoseconds) makes every number of the record NaN and gives it the previous
 //!   row's ts, so it keeps its place in the merge and is rejected as `not_finite`.
 //! - The measurement column `part` is accepted but not read: [`Record`] has no field for it.
+//! - The optional measurement column `tool` (any numeric type) is read as a tool id; a value
+//!   that is not a whole number in `0..=u32::MAX` is absent. `true_value` (generated data's
+//!   ground truth) is read when present.
 //! - A directory given as the pattern means every `*.parquet` file in it.
 //! - Order is checked while streaming, so an unsorted file is reported when the merge reaches
 //!   the offending row; records before it have already been returned. After any error the
@@ -43,7 +46,7 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Float64Array, Float64Builder, Int64Array, Int8Array,
     Int8Builder, LargeStringArray, StringArray, StringBuilder, StringViewArray,
-    TimestampNanosecondBuilder, UInt64Array, UInt64Builder,
+    TimestampNanosecondBuilder, UInt32Array, UInt32Builder, UInt64Array, UInt64Builder,
 };
 use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
@@ -242,6 +245,8 @@ const MEAS_COLS: &[ColSpec] = &[
     col("nominal", ColType::Num, false),
     col("lsl", ColType::Num, false),
     col("usl", ColType::Num, false),
+    col("tool", ColType::Num, false),
+    col("true_value", ColType::Num, false),
 ];
 
 fn specs(kind: RecordKind) -> (&'static [ColSpec], &'static str) {
@@ -410,6 +415,8 @@ enum Nums {
         nominal: Option<Float64Array>,
         lsl: Option<Float64Array>,
         usl: Option<Float64Array>,
+        tool: Option<Float64Array>,
+        true_value: Option<Float64Array>,
     },
 }
 
@@ -442,6 +449,8 @@ impl Cols {
                 nominal: num_opt("nominal")?,
                 lsl: num_opt("lsl")?,
                 usl: num_opt("usl")?,
+                tool: num_opt("tool")?,
+                true_value: num_opt("true_value")?,
             },
         };
         Ok(Cols {
@@ -484,11 +493,15 @@ impl Cols {
                 nominal,
                 lsl,
                 usl,
+                tool,
+                true_value,
             } => Payload::Measurement(Measurement {
                 value: req(value, i),
                 nominal: opt(nominal, i),
                 lsl: opt(lsl, i),
                 usl: opt(usl, i),
+                tool: opt(tool, i).and_then(tool_id),
+                true_value: opt(true_value, i),
             }),
         };
         if poisoned {
@@ -515,8 +528,15 @@ fn nan_payload(p: Payload) -> Payload {
             nominal: m.nominal.map(|_| n),
             lsl: m.lsl.map(|_| n),
             usl: m.usl.map(|_| n),
+            tool: m.tool,
+            true_value: m.true_value.map(|_| n),
         }),
     }
+}
+
+/// A tool id from its column value: a whole number in `0..=u32::MAX`, else absent.
+fn tool_id(v: f64) -> Option<u32> {
+    (v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v)).then_some(v as u32)
 }
 
 /// Where a cursor's batches come from.
@@ -1017,6 +1037,7 @@ pub fn events_schema() -> SchemaRef {
             .map(|n| Field::new(*n, DataType::Float64, true)),
     );
     fields.push(Field::new("rule", DataType::Utf8, true));
+    fields.push(Field::new("tool", DataType::UInt32, true));
     Arc::new(Schema::new(fields))
 }
 
@@ -1031,6 +1052,7 @@ pub struct EventWriter {
     direction: Int8Builder,
     f: [Float64Builder; 12],
     rule: StringBuilder,
+    tool: UInt32Builder,
     pending: usize,
 }
 
@@ -1048,6 +1070,7 @@ impl EventWriter {
             direction: Int8Builder::with_capacity(n),
             f: std::array::from_fn(|_| Float64Builder::with_capacity(n)),
             rule: StringBuilder::with_capacity(n, n),
+            tool: UInt32Builder::with_capacity(n),
             pending: 0,
         })
     }
@@ -1057,6 +1080,7 @@ impl EventWriter {
         let mut f = [None; 12];
         let mut direction = None;
         let mut rule = None;
+        let mut tool = None;
         match e.body {
             EventBody::Trend {
                 direction: d,
@@ -1100,6 +1124,7 @@ impl EventWriter {
                 f[F_STATISTIC] = Some(statistic);
                 f[F_LIMIT] = Some(limit);
             }
+            EventBody::ToolChange { tool: t } => tool = Some(t),
         }
         self.id.append_value(e.id());
         self.key.append_value(&e.key);
@@ -1111,6 +1136,7 @@ impl EventWriter {
             b.append_option(v);
         }
         self.rule.append_option(rule);
+        self.tool.append_option(tool);
         self.pending += 1;
         if self.pending >= SINK_BATCH_ROWS {
             self.flush()?;
@@ -1129,6 +1155,7 @@ impl EventWriter {
         ];
         cols.extend(self.f.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
         cols.push(Arc::new(self.rule.finish()));
+        cols.push(Arc::new(self.tool.finish()));
         self.pending = 0;
         self.out.write(cols)
     }
@@ -1315,6 +1342,20 @@ fn read_event_batch(
         .column_by_name("rule")
         .map(|a| key_col(path, "rule", a))
         .transpose()?;
+    let tool: Option<UInt32Array> = match b.column_by_name("tool") {
+        Some(a) => Some(
+            cast(a, &DataType::UInt32)
+                .map_err(|source| SourceError::Convert {
+                    file: path.to_path_buf(),
+                    column: "tool",
+                    source,
+                })?
+                .as_primitive_opt::<arrow::datatypes::UInt32Type>()
+                .cloned()
+                .ok_or_else(|| internal(path, "tool", "uint32"))?,
+        ),
+        None => None,
+    };
     let mut f: Vec<Option<Float64Array>> = Vec::with_capacity(EVENT_F64.len());
     for name in EVENT_F64 {
         f.push(
@@ -1388,9 +1429,15 @@ fn read_event_batch(
                     limit: num(F_LIMIT)?,
                 }
             }
+            "tool_change" => EventBody::ToolChange {
+                tool: match &tool {
+                    Some(t) if t.is_valid(i) => t.value(i),
+                    _ => return Err(bad("a `tool_change` event needs `tool`, which is null or missing".into())),
+                },
+            },
             other => {
                 return Err(bad(format!(
-                    "unknown kind `{other}` (expected trend, rebalance, tool_compensation or spc_alarm)"
+                    "unknown kind `{other}` (expected trend, rebalance, tool_compensation, spc_alarm or tool_change)"
                 )))
             }
         };
