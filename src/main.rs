@@ -1,16 +1,16 @@
 //! deadband command line: parse arguments, call a command, map its failure to an exit code
 //! (0 ok, 2 a problem the user fixes, 1 runtime) through [`Failure`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use deadband::config::InputKind;
+use deadband::config::{Config, ConfigError, InputKind};
 use deadband::error::{BadArgs, BoxFailure, Failure, Runtime};
 use deadband::run::backtest::BacktestOptions;
 use deadband::run::gen::{GenKind, GenOptions};
-use deadband::run::grr::GrrOptions;
+use deadband::run::grr::{GrrOptions, StudyFiles};
 use deadband::run::produce::ProduceOptions;
 use deadband::zone::grr::GrrMethod;
 
@@ -191,7 +191,7 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
             out,
             no_report,
         } => {
-            let cfg = deadband::config::load(&config)?;
+            let cfg = load_config(&config)?;
             let out = out
                 .or_else(|| cfg.output.path.as_ref().map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from("out"));
@@ -206,7 +206,7 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
             Ok(())
         }
         Command::Validate { config } => {
-            let cfg = deadband::config::load(&config)?;
+            let cfg = load_config(&config)?;
             let overrides = cfg.processor.overrides.len() + cfg.processor.patterns.len();
             println!(
                 "{}: ok ({:?} records, {} key overrides)",
@@ -229,7 +229,7 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
             Ok(())
         }
         Command::Run(a) => {
-            let cfg = deadband::config::load(&a.config)?;
+            let cfg = load_config(&a.config)?;
             if cfg.input.kind != InputKind::Kafka {
                 return Err(BadArgs(format!(
                     "{}: `deadband run` needs [input] kind = \"kafka\" (use `deadband backtest` for files)",
@@ -255,6 +255,11 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
             Ok(())
         }
     }
+}
+
+/// The run configuration, with `[zone.scale] study` files read from disk.
+fn load_config(path: &Path) -> Result<Config, ConfigError> {
+    deadband::config::load_with(path, &StudyFiles)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Runtime> {

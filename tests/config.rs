@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use deadband::config::{parse, ConfigError};
+use deadband::config::{parse, parse_with, ConfigError};
+use deadband::run::grr::StudyFiles;
 use deadband::zone::fit::Method;
 use deadband::zone::scale::ScaleSpec;
 use deadband::zone::well::Well;
@@ -20,7 +21,8 @@ fn every_shipped_config_validates() {
     for entry in std::fs::read_dir("config").unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) == Some("toml") {
-            deadband::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            // As `deadband validate` reads it: gauge studies from disk.
+            deadband::config::load_with(&path, &StudyFiles).unwrap_or_else(|e| panic!("{e}"));
             n += 1;
         }
     }
@@ -83,6 +85,53 @@ fn well_parameters_that_do_not_apply_are_refused() {
 }
 
 #[test]
+fn wells_are_read_by_shape_with_their_parameters() {
+    let c = parse(
+        "[input]\npath = \"x\"\n[zone]\nwell = \"gaussian\"\nwidth = 2.0\n",
+        Path::new("run.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.processor.defaults.fit.well, Well::Gaussian { scale: 2.0 });
+    let c = parse(
+        "[input]\npath = \"x\"\n[zone]\nwell = \"huber\"\n[keys.\"ES\".zone]\nthreshold = 2.0\n",
+        Path::new("run.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.processor.defaults.fit.well,
+        Well::Huber { threshold: 1.345 }
+    );
+    assert_eq!(
+        c.processor.params_for("ES").fit.well,
+        Well::Huber { threshold: 2.0 }
+    );
+}
+
+#[test]
+fn bad_wells_name_the_valid_shapes_and_the_key_at_fault() {
+    let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"hubr\"\n");
+    assert_eq!(e.at, Some((4, 1)), "{e}");
+    let t = e.to_string();
+    assert!(
+        t.contains("did you mean `huber`") && t.contains("soft_dead_zone"),
+        "{t}"
+    );
+
+    let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"huber\"\nthreshold = \"big\"\n");
+    assert_eq!(e.at, Some((5, 1)), "{e}");
+    assert!(e.to_string().contains("`threshold`"), "{e}");
+
+    let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"gaussian\"\nwidth = -1.0\n");
+    assert_eq!(e.at, Some((5, 1)), "{e}");
+    assert!(e.to_string().contains("`width`"), "{e}");
+
+    // A misspelt [zone] key is refused too, with the closest name.
+    let e = err("[input]\npath = \"x\"\n[zone]\nflor = 1e-6\n");
+    assert_eq!(e.at, Some((4, 1)), "{e}");
+    assert!(e.to_string().contains("did you mean `floor`"), "{e}");
+}
+
+#[test]
 fn per_key_override_merges_over_the_global_tables() {
     let src = r#"
 [input]
@@ -130,18 +179,28 @@ fn bad_value_in_a_key_override_names_the_key_table() {
 #[test]
 fn grr_scale_reads_sigma_from_a_study_file() {
     let src = "[input]\npath = \"x\"\nrecord = \"measurement\"\n[zone.scale]\nkind = \"grr\"\nstudy = \"data/aiag_msa4_grr.csv\"\nmultiplier = 1.0\n";
-    let c = parse(src, Path::new("tests/run.toml")).unwrap();
+    let c = parse_with(src, Path::new("tests/run.toml"), &StudyFiles).unwrap();
     match c.processor.defaults.scale {
         ScaleSpec::Grr { sigma, .. } => assert!((sigma - 0.3024).abs() < 5e-4, "sigma {sigma}"),
         ref s => panic!("{s:?}"),
     }
-    let e = parse(
+    let e = parse_with(
         "[input]\npath = \"x\"\n[zone.scale]\nkind = \"grr\"\nstudy = \"nope.csv\"\n",
         Path::new("tests/run.toml"),
+        &StudyFiles,
     )
     .unwrap_err();
     assert!(e.to_string().contains("nope.csv"), "{e}");
     assert_eq!(e.at.map(|a| a.0), Some(5), "{e}");
+}
+
+/// `parse` reads no files: a study is refused at its key, naming the entry point that reads it.
+#[test]
+fn parse_without_a_study_reader_refuses_a_study_at_its_key() {
+    let e = err("[input]\npath = \"x\"\n[zone.scale]\nkind = \"grr\"\nstudy = \"g.csv\"\n");
+    assert_eq!(e.at, Some((5, 1)), "{e}");
+    let t = e.to_string();
+    assert!(t.contains("g.csv") && t.contains("parse_with"), "{t}");
 }
 
 #[test]

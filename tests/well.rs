@@ -228,3 +228,34 @@ fn wells_parse_from_toml_by_name() {
     assert_eq!(z.well, Well::Huber { threshold: 1.345 });
     assert!(toml::from_str::<Well>("well = \"huber\"\nsoftnes = 1.0").is_err());
 }
+
+/// `param_names` lists exactly the keys serde reads for each shape (the configuration refuses
+/// any other key next to `well`), and every listed key is really read.
+#[test]
+fn param_names_are_the_keys_each_shape_reads() {
+    for w in all_wells() {
+        let bare: Well = toml::from_str(&format!("well = \"{}\"", w.name())).unwrap();
+        assert_eq!(bare.param_names(), w.param_names(), "{w:?}");
+        for p in w.param_names() {
+            let src = format!("well = \"{}\"\n{p} = 7.0", w.name());
+            let set: Well = toml::from_str(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            assert_ne!(set, bare, "`{p}` of {} is not read", w.name());
+        }
+        let src = format!("well = \"{}\"\nnot_a_param = 1.0", w.name());
+        if !w.param_names().is_empty() {
+            assert!(toml::from_str::<Well>(&src).is_err(), "{src}");
+        }
+    }
+}
+
+/// Snapshots write the gaussian/reciprocal/log length as `scale` and read it back under
+/// either name.
+#[test]
+fn width_is_read_as_scale_and_snapshots_keep_scale() {
+    let w = Well::Gaussian { scale: 2.5 };
+    let json = serde_json::to_string(&w).unwrap();
+    assert_eq!(json, r#"{"well":"gaussian","scale":2.5}"#);
+    assert_eq!(serde_json::from_str::<Well>(&json).unwrap(), w);
+    let z: Well = toml::from_str("well = \"gaussian\"\nwidth = 2.5").unwrap();
+    assert_eq!(z, w);
+}

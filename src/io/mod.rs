@@ -2,6 +2,7 @@
 //! HTTP metrics server. The core (`zone`, `signal`, `pipeline`) never imports it.
 
 pub mod codec;
+pub mod csv;
 pub mod http;
 pub mod kafka;
 pub mod parquet;

@@ -1,5 +1,5 @@
-//! File replay as flow parts: input files (Parquet) as a [`Source`] whose positions are row
-//! numbers, and the `events.parquet` / `fit.parquet` writers as a [`Sink`].
+//! File replay as flow parts: input files (Parquet or CSV) as a [`Source`] whose positions are
+//! row numbers, and the `events.parquet` / `fit.parquet` writers as a [`Sink`].
 //!
 //! A new file format is one reader in `io/` plus one arm in [`FileSource::open`].
 
@@ -9,6 +9,7 @@ use crate::error::Failure;
 use crate::flow::{FlowError, Item, Pulled, Sink, Source, Step};
 use crate::record::{Event, FitRow, Record, RecordKind};
 
+use super::csv::CsvSource;
 use super::parquet::{
     EventWriter, FitWriter, ParquetSource, SinkError, SourceError, SourceOptions,
 };
@@ -29,11 +30,14 @@ impl Failure for SinkError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
     Parquet,
+    /// Comma-separated text with a header row (the Parquet column names).
+    Csv,
 }
 
 /// One of the file readers, merged by `ts` over every matched file.
 enum Reader {
     Parquet(ParquetSource),
+    Csv(CsvSource),
 }
 
 impl Reader {
@@ -41,6 +45,7 @@ impl Reader {
     fn next_record(&mut self) -> Result<Option<Record<'_>>, SourceError> {
         match self {
             Reader::Parquet(p) => p.next_record(),
+            Reader::Csv(c) => c.next_record(),
         }
     }
 }
@@ -66,6 +71,8 @@ impl FileSource {
                 let total = p.total_rows();
                 (Reader::Parquet(p), total)
             }
+            // The row count of a CSV file is not known without reading it: 0 = unknown.
+            FileFormat::Csv => (Reader::Csv(CsvSource::open(pattern, kind, opts)?), 0),
         };
         Ok(FileSource {
             reader,

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::config::StudyReader;
 use crate::io::study_csv::{read_study, StudyCsvError};
 use crate::zone::grr::{
     analyse, AnovaRow, GrrMethod, GrrResult, StudyError, Verdict, STUDY_SPAN_SIGMAS,
@@ -282,6 +283,7 @@ pub fn render_table(r: &GrrResult, input: &Path) -> String {
 
 /// sigma_GRR (the measurement system's standard deviation) of a study file, for a `grr` zone
 /// scale configured with `study = "file.csv"`. ANOVA pools the interaction at alpha 0.05.
+/// Configurations reach it through [`StudyFiles`].
 pub fn sigma_from_study(path: &Path, method: GrrMethod) -> Result<f64, GrrRunError> {
     let study = read_study(path)?;
     let result = analyse(&study, method, None, 0.05).map_err(|e| GrrRunError::Analysis {
@@ -289,4 +291,19 @@ pub fn sigma_from_study(path: &Path, method: GrrMethod) -> Result<f64, GrrRunErr
         source: Box::new(e),
     })?;
     Ok(result.grr)
+}
+
+/// The gauge-study reader the command line gives the configuration: reads `[zone.scale] study`
+/// files from disk with [`sigma_from_study`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StudyFiles;
+
+impl StudyReader for StudyFiles {
+    fn sigma_grr(
+        &self,
+        path: &Path,
+        method: GrrMethod,
+    ) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(sigma_from_study(path, method)?)
+    }
 }

@@ -10,6 +10,12 @@
 //!   and `weight / 2` is the relative weight a robust fit gives a residual.
 //! * Parameters that are lengths (`softness`, `scale`, `threshold`, `knee`) are in units of eps,
 //!   so one well works across symbols and gauges whatever their price or measurement unit.
+//!
+//! The configuration reads a [`Well`] straight from the `[zone]` table: `well = "<shape>"` next to
+//! the shape's parameters, by their serde names. The `scale` of `gaussian`, `reciprocal` and
+//! `log` is written `width` there (`[zone.scale]` is the zone's own scale); state snapshots keep
+//! writing `scale`, and both names are read. A new shape is a new variant here, its arm in
+//! [`Well::param_names`], and its case in the tests.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,17 +50,29 @@ pub enum Well {
     },
     /// Welsch / Gaussian: `2c²(1 - exp(-r²/2c²))`, `c = scale·eps` (default scale 1).
     Gaussian {
-        #[serde(default = "default_one")]
+        #[serde(
+            rename(deserialize = "width"),
+            alias = "scale",
+            default = "default_one"
+        )]
         scale: f64,
     },
     /// Geman-McClure / reciprocal: `c²·r²/(r² + c²)`, `c = scale·eps`.
     Reciprocal {
-        #[serde(default = "default_one")]
+        #[serde(
+            rename(deserialize = "width"),
+            alias = "scale",
+            default = "default_one"
+        )]
         scale: f64,
     },
     /// Cauchy / log: `c²·ln(1 + r²/c²)`, `c = scale·eps`.
     Log {
-        #[serde(default = "default_one")]
+        #[serde(
+            rename(deserialize = "width"),
+            alias = "scale",
+            default = "default_one"
+        )]
         scale: f64,
     },
     /// Huber: `r²` for `|r| <= c`, `2c|r| - c²` beyond, `c = threshold·eps` (default 1.345).
@@ -135,7 +153,7 @@ impl Well {
                 positive("sharpness", sharpness)
             }
             Well::Gaussian { scale } | Well::Reciprocal { scale } | Well::Log { scale } => {
-                positive("scale", scale)
+                positive("width", scale)
             }
             Well::Huber { threshold } => positive("threshold", threshold),
             Well::Hybrid { knee } => {
@@ -148,6 +166,19 @@ impl Well {
                     ))
                 }
             }
+        }
+    }
+
+    /// The configuration keys of this shape's parameters (besides `well`), as they are read;
+    /// any other key next to this shape is refused by the configuration.
+    pub fn param_names(&self) -> &'static [&'static str] {
+        match self {
+            Well::Quadratic | Well::DeadZone => &[],
+            Well::SoftDeadZone { .. } => &["softness"],
+            Well::SquareWell { .. } => &["depth", "sharpness"],
+            Well::Gaussian { .. } | Well::Reciprocal { .. } | Well::Log { .. } => &["width"],
+            Well::Huber { .. } => &["threshold"],
+            Well::Hybrid { .. } => &["knee"],
         }
     }
 

@@ -18,7 +18,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::KafkaConfig;
+use crate::config::{expand_env, KafkaConfig};
 
 /// A Kafka client problem. Config problems (`Property`, `Env`) are the user's to fix.
 #[derive(Debug, thiserror::Error)]
@@ -47,27 +47,6 @@ impl KafkaIoError {
     pub fn is_config(&self) -> bool {
         matches!(self, KafkaIoError::Property(_) | KafkaIoError::Env { .. })
     }
-}
-
-/// Expands `${NAME}` references with `lookup`; `$` not followed by `{` is kept as is.
-/// Returns the name of the first variable that `lookup` does not know.
-pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let Some(end) = after.find('}') else {
-            // An unterminated reference is kept literally.
-            out.push_str(&rest[i..]);
-            return Ok(out);
-        };
-        let name = &after[..end];
-        out.push_str(&lookup(name).ok_or_else(|| name.to_string())?);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// The base client configuration: brokers plus `[kafka.properties]` (expanded), which may
@@ -225,22 +204,5 @@ pub fn send_with_backpressure(
             }
             Err((e, _)) => return Err(e),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_expansion() {
-        let env = |n: &str| (n == "USER").then(|| "alice".to_string());
-        assert_eq!(expand_env("u=${USER}!", env).unwrap(), "u=alice!");
-        assert_eq!(
-            expand_env("$USER ${USER}${USER}", env).unwrap(),
-            "$USER alicealice"
-        );
-        assert_eq!(expand_env("${NOPE}", env).unwrap_err(), "NOPE");
-        assert_eq!(expand_env("${open", env).unwrap(), "${open");
     }
 }

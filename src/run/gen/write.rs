@@ -1,8 +1,7 @@
 //! Writing a generator's rows to Parquet: the Arrow schemas, per-batch column buffers, and a
-//! Snappy-compressed file written under a temporary name and renamed into place.
+//! Snappy-compressed file through the atomic writer of `io::parquet` (temporary name, fsync,
+//! rename).
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,10 +10,10 @@ use arrow::array::{
     TimestampNanosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
+
+use crate::io::parquet::{AtomicParquetWriter, SinkError};
 
 use super::{
     GenError, GenKind, GenOptions, GenSummary, MarketGen, MarketRow, Regime, SensorGen, SensorRow,
@@ -58,26 +57,7 @@ fn write_rows<C: Columns>(
     mut cols: C,
     rows: impl Iterator<Item = C::Row>,
 ) -> Result<GenSummary, GenError> {
-    let tmp = temp_path(path);
-    let file = File::create(&tmp).map_err(|source| GenError::Create {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let written = write_batches(opts, path, file, schema, &mut cols, rows).and_then(|batches| {
-        std::fs::rename(&tmp, path).map_err(|source| GenError::Finish {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(batches)
-    });
-    let batches = match written {
-        Ok(b) => b,
-        Err(e) => {
-            // Best effort: the error being returned matters more than a leftover temp file.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
+    let batches = write_batches(opts, path, schema, &mut cols, rows)?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let step = match kind {
         GenKind::Market => BAR_INTERVAL_NS,
@@ -106,35 +86,43 @@ fn write_rows<C: Columns>(
     })
 }
 
-/// Streams `rows` into `file` in batches; returns the number of batches.
+/// The generator's error for a failure of the atomic writer.
+fn gen_error(path: &Path, e: SinkError) -> GenError {
+    let path = path.to_path_buf();
+    match e {
+        SinkError::Create { source, .. } => GenError::Create { path, source },
+        SinkError::Write { source, .. } => GenError::Parquet { path, source },
+        SinkError::Batch { source, .. } => GenError::Arrow { path, source },
+        SinkError::Commit { source, .. } => GenError::Finish { path, source },
+    }
+}
+
+/// Streams `rows` in batches through the atomic writer (a hidden `.NAME.partial` file, synced
+/// and renamed into place; removed on failure); returns the number of batches.
 fn write_batches<C: Columns>(
     opts: &GenOptions,
     path: &Path,
-    file: File,
     schema: SchemaRef,
     cols: &mut C,
     rows: impl Iterator<Item = C::Row>,
 ) -> Result<u64, GenError> {
-    let pq = |source| GenError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let io = |e: std::io::Error| pq(ParquetError::External(Box::new(e)));
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
+    let err = |e| gen_error(path, e);
     let mut writer =
-        ArrowWriter::try_new(BufWriter::new(file), Arc::clone(&schema), Some(props)).map_err(pq)?;
+        AtomicParquetWriter::create_with_tmp(path, &temp_path(path), Arc::clone(&schema), props)
+            .map_err(err)?;
     let mut batches = 0u64;
-    let mut flush = |cols: &mut C, writer: &mut ArrowWriter<BufWriter<File>>| {
+    let mut flush = |cols: &mut C, writer: &mut AtomicParquetWriter| {
         let batch = RecordBatch::try_new(Arc::clone(&schema), cols.finish()).map_err(|source| {
             GenError::Arrow {
                 path: path.to_path_buf(),
                 source,
             }
         })?;
-        writer.write(&batch).map_err(pq)?;
+        writer.write(&batch).map_err(err)?;
         batches += 1;
         Ok::<(), GenError>(())
     };
@@ -147,9 +135,7 @@ fn write_batches<C: Columns>(
     if cols.len() > 0 {
         flush(cols, &mut writer)?;
     }
-    // into_inner writes the footer; BufWriter::into_inner surfaces the last flush's error.
-    let buffered = writer.into_inner().map_err(pq)?;
-    buffered.into_inner().map_err(|e| io(e.into_error()))?;
+    writer.finish().map_err(err)?;
     Ok(batches)
 }
 

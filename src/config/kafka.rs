@@ -1,0 +1,243 @@
+//! The daemon's settings: `[kafka]` client properties and their `${NAME}` environment
+//! references, `[metrics]`, the default topic names, and the checks that a Kafka run names
+//! everything it needs.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ConfigError, Locator};
+use super::schema::{InputConfig, InputKind, OutputConfig, OutputKind};
+
+/// `[kafka]`: daemon settings besides the topics (which live in `[input]` and `[output]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// How often each partition checkpoints (events flushed, state written, offsets committed).
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_interval_ms: u64,
+    /// How long a SIGTERM/SIGINT shutdown may take before the daemon gives up and exits 1.
+    #[serde(default = "default_shutdown_s")]
+    pub shutdown_timeout_s: u64,
+    /// librdkafka properties passed unchanged to every client (`"security.protocol" = "SASL_SSL"`;
+    /// dotted keys written bare form nested tables, which are read back as the dotted name).
+    /// String values may reference environment variables as `${NAME}`.
+    #[serde(default)]
+    pub properties: toml::Table,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("all [kafka] keys have defaults")
+    }
+}
+
+fn default_checkpoint_ms() -> u64 {
+    1000
+}
+
+fn default_shutdown_s() -> u64 {
+    30
+}
+
+impl KafkaConfig {
+    /// `[kafka.properties]` as librdkafka name/value pairs, nested tables joined with dots,
+    /// `${NAME}` references still unexpanded. Numbers and booleans become their TOML text.
+    pub fn property_pairs(&self) -> Result<Vec<(String, String)>, String> {
+        fn walk(
+            prefix: &str,
+            t: &toml::Table,
+            out: &mut Vec<(String, String)>,
+        ) -> Result<(), String> {
+            for (k, v) in t {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match v {
+                    toml::Value::String(s) => out.push((name, s.clone())),
+                    toml::Value::Integer(i) => out.push((name, i.to_string())),
+                    toml::Value::Float(f) => out.push((name, f.to_string())),
+                    toml::Value::Boolean(b) => out.push((name, b.to_string())),
+                    toml::Value::Table(t) => walk(&name, t, out)?,
+                    _ => return Err(name),
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk("", &self.properties, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// `[metrics]`: where `/metrics`, `/healthz` and `/readyz` are served (daemon).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port`; loopback by default so nothing is exposed unless asked for.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+
+/// The changelog topic when `[output] changelog_topic` is not given.
+pub fn default_changelog_topic(group: &str) -> String {
+    format!("{group}-state")
+}
+
+/// The dead-letter topic when `[output] dlq_topic` is not given; mirrors the changelog
+/// default.
+pub fn default_dlq_topic(group: &str) -> String {
+    format!("{group}-dlq")
+}
+
+/// Expands `${NAME}` references with `lookup`; `$` not followed by `{` is kept as is.
+/// Returns the name of the first variable that `lookup` does not know.
+pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            // An unterminated reference is kept literally.
+            out.push_str(&rest[i..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        out.push_str(&lookup(name).ok_or_else(|| name.to_string())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Kafka input and Kafka output go together (the daemon), and each needs its names.
+pub(super) fn check_kafka(
+    loc: &Locator<'_>,
+    input: &InputConfig,
+    output: &OutputConfig,
+    kafka: &KafkaConfig,
+    metrics: &MetricsConfig,
+) -> Result<(), ConfigError> {
+    let kin = input.kind == InputKind::Kafka;
+    let kout = output.kind == OutputKind::Kafka;
+    if kin && !kout {
+        return Err(loc.key_error(
+            "output",
+            "kind",
+            "must be \"kafka\" when [input] kind = \"kafka\"".into(),
+            Some(
+                "the daemon writes events to Kafka: set kind = \"kafka\" and topic in [output]"
+                    .into(),
+            ),
+        ));
+    }
+    if kout && !kin {
+        return Err(loc.key_error(
+            "input",
+            "kind",
+            "must be \"kafka\" when [output] kind = \"kafka\"".into(),
+            Some("set kind = \"kafka\", brokers, topic and group in [input]".into()),
+        ));
+    }
+    if !kin {
+        return Ok(());
+    }
+    for (name, v) in [("brokers", &input.brokers), ("group", &input.group)] {
+        if v.as_deref().is_none_or(str::is_empty) {
+            return Err(loc.key_error(
+                "input",
+                name,
+                "is required for kafka input".into(),
+                Some(match name {
+                    "brokers" => "add brokers = \"host:9092\" to [input]".into(),
+                    _ => "add group = \"deadband\" (the consumer group) to [input]".into(),
+                }),
+            ));
+        }
+    }
+    if let Some(f) = &input.format {
+        if f != "json" {
+            return Err(loc.key_error(
+                "input",
+                "format",
+                format!("`{f}` is not supported"),
+                Some("use format = \"json\"".into()),
+            ));
+        }
+    }
+    if output.topic.as_deref().is_none_or(str::is_empty) {
+        return Err(loc.key_error(
+            "output",
+            "topic",
+            "is required for kafka output".into(),
+            Some("add topic = \"events\" to [output]".into()),
+        ));
+    }
+    if kafka.checkpoint_interval_ms == 0 {
+        return Err(loc.key_error(
+            "kafka",
+            "checkpoint_interval_ms",
+            "must be at least 1".into(),
+            Some("1000 (one second) is a good start".into()),
+        ));
+    }
+    let pairs = kafka.property_pairs().map_err(|name| {
+        loc.key_error(
+            "kafka.properties",
+            name.rsplit('.').next().unwrap_or(&name),
+            format!("`{name}` must be a string, number or boolean"),
+            None,
+        )
+    })?;
+    for (name, value) in &pairs {
+        if let Err(var) = expand_env(value, |v| std::env::var(v).ok()) {
+            return Err(loc.key_error(
+                "kafka.properties",
+                name,
+                format!("references the environment variable `{var}`, which is not set"),
+                Some(format!(
+                    "export {var} before starting deadband, or write the value directly"
+                )),
+            ));
+        }
+    }
+    if metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(loc.key_error(
+            "metrics",
+            "listen",
+            format!("`{}` is not an address", metrics.listen),
+            Some("write host:port, e.g. listen = \"127.0.0.1:9464\"".into()),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_expansion() {
+        let env = |n: &str| (n == "USER").then(|| "alice".to_string());
+        assert_eq!(expand_env("u=${USER}!", env).unwrap(), "u=alice!");
+        assert_eq!(
+            expand_env("$USER ${USER}${USER}", env).unwrap(),
+            "$USER alicealice"
+        );
+        assert_eq!(expand_env("${NOPE}", env).unwrap_err(), "NOPE");
+        assert_eq!(expand_env("${open", env).unwrap(), "${open");
+    }
+}

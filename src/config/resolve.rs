@@ -1,0 +1,298 @@
+//! From the tables as written to what the pipeline runs: defaults filled in, every value
+//! checked, and each `[keys."NAME"]` table deep-merged over the global one into its own
+//! `KeyParams`.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::error::{ConfigError, Locator};
+use super::schema::{RawConfig, RawFit, RawSignal, RawSpc, RawZone, TimeKind};
+use super::zone::{build_scale, build_well, StudyReader};
+use crate::pipeline::{KeyParams, KeyPattern, ProcessorConfig, TimeAxis};
+use crate::record::RecordKind;
+use crate::signal::book::BookSpec;
+use crate::signal::compensate::CompSpec;
+use crate::signal::trend::TrendSpec;
+use crate::zone::fit::FitSpec;
+use crate::zone::scale::RegimeSet;
+use crate::zone::spc::SpcSpec;
+use crate::zone::ParamError;
+
+/// The per-key parameters of the whole file: the defaults, then each `[keys."NAME"]` table
+/// (exact names and patterns); also `[signal] periods_per_year`.
+pub(super) fn processor(
+    loc: &Locator<'_>,
+    base_dir: &Path,
+    studies: &dyn StudyReader,
+    raw: &RawConfig,
+) -> Result<(ProcessorConfig, Option<f64>), ConfigError> {
+    let base_zone = &raw.zone;
+    let record = raw.input.record;
+    let (defaults, periods_per_year) = resolve_key(
+        loc,
+        base_dir,
+        studies,
+        record,
+        base_zone,
+        &raw.fit,
+        &raw.signal,
+        &raw.compensation,
+        &raw.spc,
+        None,
+    )?;
+
+    let mut overrides = HashMap::new();
+    let mut patterns = Vec::new();
+    for (name, ov) in &raw.keys {
+        let span = ov.span();
+        let pattern = match KeyPattern::parse(name) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                return Err(loc.at(
+                    span,
+                    format!("[keys.\"{name}\"]: not a valid key pattern: {e}"),
+                    Some("use * and ? wildcards, or the exact key".into()),
+                ))
+            }
+        };
+        let ov = ov.get_ref();
+        // Each section: the global table with this key's table merged over it, then parsed again.
+        let section = |title: &str, base: toml::Value, o: &Option<Spanned<toml::Table>>| {
+            let mut v = base;
+            if let Some(t) = o {
+                merge(&mut v, toml::Value::Table(t.get_ref().clone()));
+            }
+            let at = o.as_ref().map_or(span.clone(), |t| t.span());
+            ((format!("[keys.\"{name}\".{title}]"), at), v)
+        };
+        let (c, v) = section("zone", to_value(base_zone), &ov.zone);
+        let zone: RawZone = from_value(loc, c, v)?;
+        let (c, v) = section("fit", to_value(&raw.fit), &ov.fit);
+        let fit: RawFit = from_value(loc, c, v)?;
+        let (c, v) = section("signal", to_value(&raw.signal), &ov.signal);
+        let signal: RawSignal = from_value(loc, c, v)?;
+        let (c, v) = section(
+            "compensation",
+            to_value(&raw.compensation),
+            &ov.compensation,
+        );
+        let comp: CompSpec = from_value(loc, c, v)?;
+        let (params, _) = resolve_key(
+            loc,
+            base_dir,
+            studies,
+            record,
+            &zone,
+            &fit,
+            &signal,
+            &comp,
+            &raw.spc,
+            Some(name),
+        )?;
+        match pattern {
+            Some(p) => patterns.push((p, Arc::new(params))),
+            None => {
+                overrides.insert(name.clone(), Arc::new(params));
+            }
+        }
+    }
+
+    let processor = ProcessorConfig {
+        record,
+        out_of_order: raw.input.out_of_order,
+        defaults: Arc::new(defaults),
+        overrides,
+        patterns,
+    };
+    Ok((processor, periods_per_year))
+}
+
+fn to_value<T: Serialize>(v: &T) -> toml::Value {
+    toml::Value::try_from(v).expect("config sections serialise to TOML")
+}
+
+fn from_value<T: for<'de> Deserialize<'de>>(
+    loc: &Locator<'_>,
+    (section, span): (String, Range<usize>),
+    v: toml::Value,
+) -> Result<T, ConfigError> {
+    T::deserialize(v).map_err(|e| loc.toml_error(&e, Some((section, span))))
+}
+
+/// Deep merge: tables merge key by key, anything else is replaced.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Builds and checks one key's parameters (the defaults when `key` is `None`).
+#[allow(clippy::too_many_arguments)]
+fn resolve_key(
+    loc: &Locator<'_>,
+    base_dir: &Path,
+    studies: &dyn StudyReader,
+    record: RecordKind,
+    zone: &RawZone,
+    fit: &RawFit,
+    signal: &RawSignal,
+    comp: &CompSpec,
+    spc: &RawSpc,
+    key: Option<&str>,
+) -> Result<(KeyParams, Option<f64>), ConfigError> {
+    let section = |s: &str| match key {
+        Some(k) => format!("keys.\"{k}\".{s}"),
+        None => s.to_string(),
+    };
+    let perr =
+        |s: &str, e: ParamError| loc.key_error(&section(s), e.param, e.problem.clone(), None);
+
+    let well = build_well(loc, &section("zone"), &zone.well)?;
+    well.validate().map_err(|e| perr("zone", e))?;
+    let scale = build_scale(loc, base_dir, studies, zone, key)?;
+    scale.validate().map_err(|e| perr("zone.scale", e))?;
+    let regimes = match &zone.regimes {
+        None => None,
+        Some(list) => {
+            let mut set = RegimeSet {
+                regimes: list.clone(),
+                ..RegimeSet::default()
+            };
+            if let Some(h) = zone.regime_half_life {
+                set.long_half_life = h;
+            }
+            if let Some(c) = zone.regime_confirm {
+                set.confirm = c;
+            }
+            set.validate().map_err(|e| perr("zone.regimes", e))?;
+            Some(set)
+        }
+    };
+    if !(zone.floor.is_finite() && zone.floor > 0.0) {
+        return Err(perr(
+            "zone",
+            ParamError::new("floor", format!("must be > 0, got {}", zone.floor)),
+        ));
+    }
+
+    let mut fs = FitSpec::default();
+    if let Some(m) = fit.method {
+        fs.method = m;
+    }
+    if let Some(o) = fit.order {
+        fs.order = o;
+    }
+    if let Some(v) = fit.forgetting {
+        fs.forgetting = v;
+    }
+    if let Some(v) = fit.p0 {
+        fs.p0 = v;
+    }
+    if let Some(v) = fit.trace_max {
+        fs.trace_max = v;
+    }
+    if let Some(v) = fit.leak {
+        fs.leak = v;
+    }
+    fs.well = well;
+    fs.validate().map_err(|e| perr("fit", e))?;
+    let time = match fit.time {
+        TimeKind::Index => TimeAxis::Index,
+        TimeKind::Seconds => TimeAxis::Seconds {
+            unit_s: fit.time_unit_s.unwrap_or(1.0),
+        },
+    };
+
+    let mut trend = TrendSpec::default();
+    let mut book = BookSpec::default();
+    macro_rules! set {
+        ($dst:expr, $src:expr) => {
+            if let Some(v) = $src {
+                $dst = v;
+            }
+        };
+    }
+    set!(trend.horizon, signal.horizon);
+    set!(trend.enter, signal.enter);
+    set!(trend.exit, signal.exit);
+    set!(trend.saturate, signal.saturate);
+    set!(trend.warmup, signal.warmup);
+    set!(book.sizing, signal.sizing);
+    set!(book.cost_bps, signal.cost_bps);
+    set!(book.band, signal.band);
+    set!(book.weight, signal.weight);
+    trend.validate().map_err(|e| perr("signal", e))?;
+    book.validate().map_err(|e| perr("signal", e))?;
+    let cost_fraction = if signal.zone_from_costs {
+        let parts = [signal.spread, signal.commission, signal.slippage];
+        if parts.iter().all(Option::is_none) {
+            return Err(loc.key_error(
+                &section("signal"),
+                "zone_from_costs",
+                "needs at least one of spread, commission, slippage (fractions of price)".into(),
+                Some("e.g. spread = 0.0002, commission = 0.0001".into()),
+            ));
+        }
+        Some(parts.iter().flatten().sum::<f64>())
+    } else {
+        None
+    };
+    if let Some(p) = signal.periods_per_year {
+        if !(p.is_finite() && p > 0.0) {
+            return Err(perr(
+                "signal",
+                ParamError::new("periods_per_year", format!("must be > 0, got {p}")),
+            ));
+        }
+    }
+    comp.validate().map_err(|e| perr("compensation", e))?;
+
+    let spc_spec = if spc.enabled && record == RecordKind::Measurement {
+        let mut s = SpcSpec::default();
+        s.target = spc.target;
+        s.sigma = spc.sigma;
+        if let Some(b) = spc.baseline {
+            s.baseline = b;
+        }
+        if let Some(r) = &spc.rules {
+            s.rules = r.clone();
+        }
+        s.ewma = spc.ewma;
+        s.cusum = spc.cusum;
+        s.validate().map_err(|e| perr("spc", e))?;
+        Some(s)
+    } else {
+        None
+    };
+
+    let params = KeyParams {
+        scale,
+        regimes,
+        floor: zone.floor,
+        cost_fraction,
+        time,
+        fit: fs,
+        trend,
+        book,
+        comp: *comp,
+        spc: spc_spec,
+    };
+    params.check().map_err(|e| perr("fit", e))?;
+    Ok((params, signal.periods_per_year))
+}
