@@ -449,7 +449,9 @@ mod tests {
 
     #[test]
     fn a_measurement_may_name_its_tool() {
-        let m = |j: &str| decode(j.as_bytes(), RecordKind::Measurement);
+        fn m(j: &str) -> Result<Decoded<'_>, DecodeError> {
+            decode(j.as_bytes(), RecordKind::Measurement)
+        }
         let tool = |j: &str| match m(j).unwrap().payload {
             Payload::Measurement(x) => x.tool,
             Payload::Bar(_) => panic!("a bar"),
