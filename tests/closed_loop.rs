@@ -16,6 +16,7 @@ fn chart_spec() -> SpcSpec {
         ..SpcSpec::default()
     }
 }
+
 // ---------------------------------------------------------------------------------------------
 
 /// Closed-loop results of one run.
