@@ -494,8 +494,8 @@ fn screenshot(browser: &Path, html: &Path, dir: &Path, timeout: Duration) -> Pat
 #[test]
 #[ignore = "needs chromium: scripts/test.sh installs it and runs this test"]
 fn chromium_renders_the_report() {
-    let browser =
-        chromium().expect("chromium not installed: run scripts/test.sh or apt-get install chromium");
+    let browser = chromium()
+        .expect("chromium not installed: run scripts/test.sh or apt-get install chromium");
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("report.html");
     write(&html, &sample_report()).unwrap();

@@ -21,6 +21,8 @@ use crate::zone::spc::{CusumSpec, EwmaSpec, Rule};
 pub enum InputKind {
     #[default]
     Parquet,
+    /// CSV files with a header row of the Parquet column names; `ts` RFC 3339 or epoch ns.
+    Csv,
     Kafka,
 }
 
@@ -30,7 +32,7 @@ pub enum InputKind {
 pub struct InputConfig {
     #[serde(default)]
     pub kind: InputKind,
-    /// Parquet: a file or a glob (`data/*.parquet`).
+    /// Parquet or CSV: a file, a directory or a glob (`data/*.parquet`).
     pub path: Option<String>,
     #[serde(default)]
     pub record: RecordKind,

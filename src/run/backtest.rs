@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, InputKind};
 use crate::error::Failure;
 use crate::flow::{
     drive, Discard, DriveOptions, Flow, FlowError, Item, NoCheckpoint, Sink, Source, Stage,
@@ -35,7 +35,7 @@ use crate::signal::perf::Portfolio;
 pub enum BacktestError {
     #[error("no input: give --input FILE_OR_GLOB or set [input] path in {config}")]
     NoInput { config: PathBuf },
-    #[error("[input] kind = \"kafka\" in {config}: a backtest replays Parquet files; give --input FILE_OR_GLOB or use `deadband run` for Kafka")]
+    #[error("[input] kind = \"kafka\" in {config}: a backtest replays Parquet or CSV files; give --input FILE_OR_GLOB or use `deadband run` for Kafka")]
     NotParquet { config: PathBuf },
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -320,12 +320,23 @@ fn stats(
     s
 }
 
+/// The format of a replay's files: `[input] kind`, or — for a Kafka config replayed with
+/// `--input` — the pattern's extension (`.csv` means CSV, anything else Parquet).
+fn file_format(kind: InputKind, pattern: &str) -> FileFormat {
+    match kind {
+        InputKind::Csv => FileFormat::Csv,
+        InputKind::Parquet => FileFormat::Parquet,
+        InputKind::Kafka if pattern.to_ascii_lowercase().ends_with(".csv") => FileFormat::Csv,
+        InputKind::Kafka => FileFormat::Parquet,
+    }
+}
+
 /// Replays the configured input; writes `events.parquet`, `fit.parquet` (when `emit_fit`),
 /// `summary.json` and `report.html` into `opts.out`.
 pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestError> {
     let pattern = match (&opts.input, &cfg.input.path) {
         (Some(p), _) => p.clone(),
-        (None, Some(p)) if cfg.input.kind == crate::config::InputKind::Parquet => p.clone(),
+        (None, Some(p)) if cfg.input.kind != InputKind::Kafka => p.clone(),
         (None, Some(_)) => {
             return Err(BacktestError::NotParquet {
                 config: cfg.file.clone(),
@@ -340,7 +351,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     let started = Instant::now();
     let record = cfg.processor.record;
     let mut source = FileSource::open(
-        FileFormat::Parquet,
+        file_format(cfg.input.kind, &pattern),
         &pattern,
         record,
         SourceOptions {
@@ -491,6 +502,15 @@ impl Stage for Replay {
 fn progress_bar(wanted: bool, total: u64) -> indicatif::ProgressBar {
     if !wanted || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
+    }
+    if total == 0 {
+        // The row count is unknown (CSV): a spinner with the count and rate.
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} rows  {per_sec}")
+                .expect("static template"),
+        );
+        return bar;
     }
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(

@@ -28,7 +28,7 @@ pub struct ProduceOptions {
 /// Why a replay failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
-    #[error("--rate must be a positive number of records per second, got {0}")]
+    #[error("--rate must be at least 0.001 records per second, got {0}")]
     BadRate(f64),
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -53,6 +53,10 @@ impl ProduceError {
     }
 }
 
+/// The slowest `--rate` accepted (one record every ~17 minutes); slower ones would overflow the
+/// schedule's clock arithmetic long before they were useful.
+const MIN_RATE: f64 = 1e-3;
+
 /// Deliveries awaited at most this far behind the newest send: bounds memory.
 const MAX_IN_FLIGHT: usize = 20_000;
 
@@ -61,7 +65,7 @@ const MAX_IN_FLIGHT: usize = 20_000;
 /// keep their order within its partition.
 pub fn run(opts: &ProduceOptions) -> Result<u64, ProduceError> {
     if let Some(r) = opts.rate {
-        if !(r.is_finite() && r > 0.0) {
+        if !(r.is_finite() && r >= MIN_RATE) {
             return Err(ProduceError::BadRate(r));
         }
     }
@@ -97,10 +101,7 @@ pub fn run(opts: &ProduceOptions) -> Result<u64, ProduceError> {
             .wait_until(MAX_IN_FLIGHT)
             .map_err(|e| fail(deliveries.delivered(), e))?;
         if let Some(rate) = opts.rate {
-            // A due time beyond what a Duration holds (a tiny rate) means: wait forever,
-            // which no one wants; it is capped at one day per record.
-            let due = Duration::try_from_secs_f64(sent as f64 / rate)
-                .unwrap_or(Duration::from_secs(86_400 * sent.max(1)));
+            let due = Duration::from_secs_f64(sent as f64 / rate);
             let now = start.elapsed();
             if due > now {
                 std::thread::sleep(due - now);
