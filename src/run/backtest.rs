@@ -276,7 +276,10 @@ fn stats(
     let mut s = RunStats::default();
     let (mut records, mut updates, mut inside, mut oot) = (0u64, 0u64, 0u64, 0u64);
     let (mut true_oot, mut gated, mut tools, mut steps) = (0u64, 0u64, 0u64, 0u64);
-    for (_, core) in processor.keys() {
+    // In key order: float sums must not depend on the hash map's order.
+    let mut cores: Vec<_> = processor.keys().collect();
+    cores.sort_unstable_by_key(|&(name, _)| name);
+    for (_, core) in cores {
         s.turnover += core.book.turnover;
         s.gross_return += core.book.gross;
         s.costs += core.book.costs;
