@@ -289,26 +289,33 @@ rules = ["we1"]
 baseline = 25
 "#;
 
-/// Drives a Processor in closed loop over parts that wear by +0.0005 per part (±0.02 tolerance,
-/// gauge sigma 0.001 as noise of a fixed pseudo-random sequence), with a new tool every 150
-/// parts that starts again at nominal. Returns the events and the processor.
-fn processor_loop(extra: &str) -> (Vec<deadband::record::Event>, deadband::pipeline::Processor) {
+/// The closed-loop state of [`feed`]: the offset applied so far and the noise generator.
+struct Plant {
+    offset: f64,
+    rng: u64,
+}
+
+/// Parts that wear by +0.0005 per part (±0.02 tolerance, gauge sigma 0.001 as the noise of a
+/// fixed pseudo-random sequence), with a new tool every 150 parts that starts again at nominal,
+/// fed to `p` in closed loop; pushes the events to `out`.
+fn feed(
+    p: &mut deadband::pipeline::Processor,
+    parts: std::ops::Range<u32>,
+    plant: &mut Plant,
+    out: &mut Vec<deadband::record::Event>,
+) {
     use deadband::record::{EventBody, Measurement, Payload, Record};
-    let cfg = deadband::config::parse(&format!("{SENSOR}{extra}"), std::path::Path::new("t.toml"))
-        .unwrap();
-    let mut p = deadband::pipeline::Processor::new(std::sync::Arc::new(cfg.processor)).unwrap();
-    let mut out = Vec::new();
-    let (mut offset, mut s) = (0.0, 7u64);
-    for i in 0..600u32 {
+    for i in parts {
         if i % 150 == 0 {
-            offset = 0.0; // the new tool is touched off at nominal
+            plant.offset = 0.0; // the new tool is touched off at nominal
         }
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        let noise = ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.002 * 3f64.sqrt();
+        let s = &mut plant.rng;
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        let noise = ((*s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.002 * 3f64.sqrt();
         let m = Measurement {
-            value: 10.0 + 0.0005 * f64::from(i % 150) + offset + noise,
+            value: 10.0 + 0.0005 * f64::from(i % 150) + plant.offset + noise,
             nominal: Some(10.0),
             lsl: Some(9.98),
             usl: Some(10.02),
@@ -322,16 +329,57 @@ fn processor_loop(extra: &str) -> (Vec<deadband::record::Event>, deadband::pipel
                 ts: i64::from(i),
                 payload: Payload::Measurement(m),
             },
-            &mut out,
+            out,
         )
         .unwrap();
         for e in &out[before..] {
             if let EventBody::ToolCompensation { offset: o, .. } = e.body {
-                offset += o;
+                plant.offset += o;
             }
         }
     }
+}
+
+fn sensor_processor(extra: &str) -> deadband::pipeline::Processor {
+    let cfg = deadband::config::parse(&format!("{SENSOR}{extra}"), std::path::Path::new("t.toml"))
+        .unwrap();
+    deadband::pipeline::Processor::new(std::sync::Arc::new(cfg.processor)).unwrap()
+}
+
+/// 600 parts of [`feed`] through a fresh processor.
+fn processor_loop(extra: &str) -> (Vec<deadband::record::Event>, deadband::pipeline::Processor) {
+    let mut p = sensor_processor(extra);
+    let mut out = Vec::new();
+    let mut plant = Plant {
+        offset: 0.0,
+        rng: 7,
+    };
+    feed(&mut p, 0..600, &mut plant, &mut out);
     (out, p)
+}
+
+/// A key's measurement state (gate, tool, residual chart, compensation, fit) survives a
+/// snapshot: restored at any of several cuts, the processor emits exactly the events of an
+/// uninterrupted run.
+#[test]
+fn a_restored_measurement_key_continues_exactly() {
+    use deadband::io::state;
+    let (whole, _) = processor_loop("");
+    for cut in [5, 40, 149, 150, 151, 333] {
+        let mut plant = Plant {
+            offset: 0.0,
+            rng: 7,
+        };
+        let mut events = Vec::new();
+        let mut first = sensor_processor("");
+        feed(&mut first, 0..cut, &mut plant, &mut events);
+        let snap = state::encode(first.key_state("M1/d").unwrap());
+        drop(first);
+        let mut second = sensor_processor("");
+        second.restore("M1/d", state::decode(&snap).unwrap());
+        feed(&mut second, cut..600, &mut plant, &mut events);
+        assert_eq!(events, whole, "cut at part {cut}");
+    }
 }
 
 #[test]
