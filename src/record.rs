@@ -38,6 +38,13 @@ pub struct Measurement {
     pub nominal: Option<f64>,
     pub lsl: Option<f64>,
     pub usl: Option<f64>,
+    /// The tool that made the part (the `tool` column); a new value is a tool change.
+    #[serde(default)]
+    pub tool: Option<u32>,
+    /// Ground truth of generated data (the `true_value` column): the value without gauge noise.
+    /// Only the backtest reads it, to count parts truly out of tolerance.
+    #[serde(default)]
+    pub true_value: Option<f64>,
 }
 
 /// What a record carries.
@@ -239,14 +246,16 @@ pub enum EventKind {
     Rebalance,
     ToolCompensation,
     SpcAlarm,
+    ToolChange,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::Trend,
         EventKind::Rebalance,
         EventKind::ToolCompensation,
         EventKind::SpcAlarm,
+        EventKind::ToolChange,
     ];
 
     /// The `kind` column / JSON field / metrics label.
@@ -256,6 +265,7 @@ impl EventKind {
             EventKind::Rebalance => "rebalance",
             EventKind::ToolCompensation => "tool_compensation",
             EventKind::SpcAlarm => "spc_alarm",
+            EventKind::ToolChange => "tool_change",
         }
     }
 
@@ -299,6 +309,8 @@ pub enum EventBody {
         statistic: f64,
         limit: f64,
     },
+    /// The `tool` column changed: the key's fit and compensation restarted for the new tool.
+    ToolChange { tool: u32 },
 }
 
 impl EventBody {
@@ -308,6 +320,7 @@ impl EventBody {
             EventBody::Rebalance { .. } => EventKind::Rebalance,
             EventBody::ToolCompensation { .. } => EventKind::ToolCompensation,
             EventBody::SpcAlarm { .. } => EventKind::SpcAlarm,
+            EventBody::ToolChange { .. } => EventKind::ToolChange,
         }
     }
 }

@@ -17,7 +17,16 @@ fn parquet_to_csv(parquet: &Path, csv_path: &Path, kind: RecordKind) {
     let mut w = csv::Writer::from_path(csv_path).unwrap();
     let header: &[&str] = match kind {
         RecordKind::Bar => &["key", "ts", "open", "high", "low", "close", "volume"],
-        RecordKind::Measurement => &["key", "ts", "value", "nominal", "lsl", "usl"],
+        RecordKind::Measurement => &[
+            "key",
+            "ts",
+            "value",
+            "nominal",
+            "lsl",
+            "usl",
+            "tool",
+            "true_value",
+        ],
     };
     w.write_record(header).unwrap();
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
@@ -33,9 +42,14 @@ fn parquet_to_csv(parquet: &Path, csv_path: &Path, kind: RecordKind) {
                 b.close.to_string(),
                 opt(b.volume),
             ]),
-            Payload::Measurement(m) => {
-                row.extend([m.value.to_string(), opt(m.nominal), opt(m.lsl), opt(m.usl)])
-            }
+            Payload::Measurement(m) => row.extend([
+                m.value.to_string(),
+                opt(m.nominal),
+                opt(m.lsl),
+                opt(m.usl),
+                m.tool.map(|t| t.to_string()).unwrap_or_default(),
+                opt(m.true_value),
+            ]),
         }
         w.write_record(&row).unwrap();
     }

@@ -117,8 +117,18 @@ fn write_csv(path: &Path, records: &[Owned], how: TsText) {
             }
             Payload::Measurement(m) => {
                 if i == 0 {
-                    w.write_record(["usl", "part", "value", "ts", "lsl", "key", "nominal"])
-                        .unwrap();
+                    w.write_record([
+                        "usl",
+                        "part",
+                        "value",
+                        "ts",
+                        "lsl",
+                        "key",
+                        "nominal",
+                        "tool",
+                        "true_value",
+                    ])
+                    .unwrap();
                 }
                 w.write_record([
                     opt_text(m.usl),
@@ -128,6 +138,8 @@ fn write_csv(path: &Path, records: &[Owned], how: TsText) {
                     opt_text(m.lsl),
                     key.clone(),
                     opt_text(m.nominal),
+                    m.tool.map_or(String::new(), |t| t.to_string()),
+                    opt_text(m.true_value),
                 ])
                 .unwrap();
             }
@@ -354,6 +366,36 @@ fn bad_values_become_rejected_records_and_the_read_goes_on() {
     assert_eq!(ts, [1, 2, 3, 4, 4, 4, 7, 8, 9]);
 }
 
+/// The `tool` column names the tool (a field that is not a whole number from 0 to
+/// 4294967295 leaves it absent); `true_value` is read as it is.
+#[test]
+fn measurements_read_the_tool_and_the_true_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.csv");
+    std::fs::write(
+        &path,
+        "key,ts,value,tool,true_value\nb,1,1,0,0.5\nb,2,1,4000000000,\nb,3,1,-1,2\nb,4,1,1.5,3\nb,5,1,,4\n",
+    )
+    .unwrap();
+    let got: Vec<(Option<u32>, Option<f64>)> = read_all(&path, RecordKind::Measurement)
+        .into_iter()
+        .map(|(_, _, p)| match p {
+            Payload::Measurement(m) => (m.tool, m.true_value),
+            Payload::Bar(_) => panic!("a bar"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some(0), Some(0.5)),
+            (Some(4_000_000_000), None),
+            (None, Some(2.0)),
+            (None, Some(3.0)),
+            (None, Some(4.0)),
+        ]
+    );
+}
+
 #[test]
 fn measurements_keep_optional_limits_absent() {
     let dir = tempfile::tempdir().unwrap();
@@ -369,6 +411,8 @@ fn measurements_keep_optional_limits_absent() {
             nominal: None,
             lsl,
             usl,
+            tool: None,
+            true_value: None,
         })
     };
     assert_eq!(

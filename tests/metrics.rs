@@ -542,6 +542,7 @@ fn exposition_holds_exactly_what_was_recorded() {
             (&[("kind", "rebalance")], 1.0),
             (&[("kind", "tool_compensation")], 0.0),
             (&[("kind", "spc_alarm")], 0.0),
+            (&[("kind", "tool_change")], 0.0),
         ],
     );
     assert_series(

@@ -593,6 +593,8 @@ fn measurements_read_optional_limits_and_ignore_part() {
                     nominal: None,
                     lsl: Some(9.9),
                     usl: Some(10.1),
+                    tool: None,
+                    true_value: None,
                 })
             ),
             (
@@ -603,8 +605,66 @@ fn measurements_read_optional_limits_and_ignore_part() {
                     nominal: None,
                     lsl: None,
                     usl: None,
+                    tool: None,
+                    true_value: None,
                 })
             ),
+        ]
+    );
+}
+
+/// `tool` of any integer type is the tool id (negative, fractional or null values are
+/// absent); `true_value` is read as the ground truth.
+#[test]
+fn measurements_read_the_tool_and_the_true_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meas.parquet");
+    write_file(
+        &path,
+        vec![
+            (
+                "key",
+                Arc::new(StringArray::from(vec!["bore"; 4])) as ArrayRef,
+            ),
+            ("ts", Arc::new(Int64Array::from(vec![1, 2, 3, 4]))),
+            ("value", Arc::new(Float64Array::from(vec![10.0; 4]))),
+            (
+                "tool",
+                Arc::new(Int64Array::from(vec![
+                    Some(0),
+                    Some(4_000_000_000),
+                    Some(-1),
+                    None,
+                ])),
+            ),
+            (
+                "true_value",
+                Arc::new(Float64Array::from(vec![
+                    Some(9.5),
+                    None,
+                    Some(10.5),
+                    Some(1.0),
+                ])),
+            ),
+        ],
+        None,
+    );
+    let mut src =
+        ParquetSource::open(path.to_str().unwrap(), RecordKind::Measurement, opts(8)).unwrap();
+    let got: Vec<(Option<u32>, Option<f64>)> = drain(&mut src)
+        .into_iter()
+        .map(|(_, _, p)| match p {
+            Payload::Measurement(m) => (m.tool, m.true_value),
+            Payload::Bar(_) => panic!("a bar"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some(0), Some(9.5)),
+            (Some(4_000_000_000), None),
+            (None, Some(10.5)),
+            (None, Some(1.0))
         ]
     );
 }
@@ -649,7 +709,7 @@ fn sample_events(n: usize) -> Vec<Event> {
     (0..n)
         .map(|i| {
             let x = i as f64;
-            let body = match i % 4 {
+            let body = match i % 5 {
                 0 => EventBody::Trend {
                     direction: [-1, 0, 1][i % 3],
                     strength: (i % 10) as f64 / 10.0,
@@ -668,11 +728,12 @@ fn sample_events(n: usize) -> Vec<Event> {
                     predicted: 0.004,
                     zone: 0.01 + x,
                 },
-                _ => EventBody::SpcAlarm {
+                3 => EventBody::SpcAlarm {
                     rule: rules[i % rules.len()],
                     statistic: 3.5 + x,
                     limit: 3.0,
                 },
+                _ => EventBody::ToolChange { tool: i as u32 },
             };
             Event {
                 key: keys[i % 2].clone(),
@@ -732,6 +793,7 @@ fn events_round_trip_with_exact_schema_and_values() {
         ("statistic", DataType::Float64),
         ("limit", DataType::Float64),
         ("rule", DataType::Utf8),
+        ("tool", DataType::UInt32),
     ];
     let schema = b.schema();
     let got_types: Vec<(&str, DataType)> = schema
@@ -782,6 +844,11 @@ fn events_round_trip_with_exact_schema_and_values() {
         "limit",
     ];
     let floats: Vec<Float64Array> = names.iter().map(|n| f(n)).collect();
+    let tool_col = b
+        .column_by_name("tool")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::UInt32Type>()
+        .clone();
     for (i, e) in events.iter().enumerate() {
         assert_eq!(key.value(i), &*e.key);
         assert_eq!(seq.value(i), e.seq);
@@ -798,6 +865,9 @@ fn events_round_trip_with_exact_schema_and_values() {
                 "spc_alarm",
                 format!("{}:{}:spc_alarm:{}", e.key, e.seq, rule.name()),
             ),
+            EventBody::ToolChange { .. } => {
+                ("tool_change", format!("{}:{}:tool_change", e.key, e.seq))
+            }
         };
         assert_eq!(kind.value(i), kind_name);
         assert_eq!(id.value(i), want_id);
@@ -805,6 +875,7 @@ fn events_round_trip_with_exact_schema_and_values() {
         let mut want: Vec<(&str, f64)> = Vec::new();
         let mut want_dir = None;
         let mut want_rule = None;
+        let mut want_tool = None;
         match e.body {
             EventBody::Trend {
                 direction,
@@ -845,6 +916,7 @@ fn events_round_trip_with_exact_schema_and_values() {
                 want_rule = Some(rule.name());
                 want.extend([("statistic", statistic), ("limit", limit)]);
             }
+            EventBody::ToolChange { tool } => want_tool = Some(tool),
         }
         for (name, col) in names.iter().zip(&floats) {
             match want.iter().find(|(n, _)| n == name) {
@@ -857,6 +929,7 @@ fn events_round_trip_with_exact_schema_and_values() {
         }
         assert_eq!(dir_col.is_valid(i).then(|| dir_col.value(i)), want_dir);
         assert_eq!(rule.is_valid(i).then(|| rule.value(i)), want_rule);
+        assert_eq!(tool_col.is_valid(i).then(|| tool_col.value(i)), want_tool);
     }
 
     assert_eq!(read_events(&path).unwrap(), events);

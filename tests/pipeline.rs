@@ -176,6 +176,8 @@ fn invalid_records_are_rejected_by_reason_and_good_ones_kept() {
         nominal: None,
         lsl: None,
         usl: None,
+        tool: None,
+        true_value: None,
     });
     assert_eq!(
         p.process(
@@ -337,6 +339,8 @@ fn predictive_compensation_keeps_a_drifting_feature_in_tolerance() {
             nominal: Some(10.0),
             lsl: Some(9.98),
             usl: Some(10.02),
+            tool: None,
+            true_value: None,
         };
         let before = out.len();
         let acc = p

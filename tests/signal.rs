@@ -157,8 +157,9 @@ fn trend_has_hysteresis_and_reports_changes_only() {
 #[test]
 fn compensation_fires_when_the_prediction_leaves_the_guarded_tolerance() {
     let spec = CompSpec {
-        horizon: 5.0,
-        guard: 0.1,
+        horizon: Some(5.0),
+        guard: Some(0.1),
+        aim: 0.0,
         cooldown: 3,
         ..CompSpec::default()
     };
@@ -167,19 +168,21 @@ fn compensation_fires_when_the_prediction_leaves_the_guarded_tolerance() {
         lsl: 9.0,
         usl: 11.0,
     };
+    let fire =
+        |c: &mut Compensator, level: f64| c.predictive(&spec, &part, level, 0.1, 0.05, None, false);
     let mut c = Compensator::default();
     c.tick();
     // level 10.3 + 0.1 x 5 = 10.8 -> 0.8 < 1 - 0.1: no.
-    assert!(c.predictive(&spec, &part, 10.3, 0.1).is_none());
+    assert!(fire(&mut c, 10.3).is_none());
     c.tick();
-    // level 10.45 + 0.5 = 10.95 -> 0.95 > 0.9: offset re-centres the level.
-    let k = c.predictive(&spec, &part, 10.45, 0.1).expect("fires");
+    // level 10.45 + 0.5 = 10.95 -> 0.95 > 0.9: with aim = 0 the offset re-centres the level.
+    let k = fire(&mut c, 10.45).expect("fires");
     assert!((k.offset + 0.45).abs() < 1e-12 && (k.predicted - 0.95).abs() < 1e-12);
     // Cooldown of 3 parts.
     for _ in 0..2 {
         c.tick();
-        assert!(c.predictive(&spec, &part, 10.9, 0.1).is_none());
+        assert!(fire(&mut c, 10.9).is_none());
     }
     c.tick();
-    assert!(c.predictive(&spec, &part, 10.9, 0.1).is_some());
+    assert!(fire(&mut c, 10.9).is_some());
 }

@@ -177,6 +177,8 @@ struct Wire<'a> {
     lsl: Field<'a>,
     #[serde(default, borrow)]
     usl: Field<'a>,
+    #[serde(default, borrow)]
+    tool: Field<'a>,
 }
 
 /// A decoded record whose key may borrow from the payload (`Cow::Owned` only when the key
@@ -224,6 +226,25 @@ fn required(name: &'static str, f: &Field<'_>) -> Result<f64, DecodeError> {
         Field::Missing => Err(DecodeError::Missing(name)),
         Field::Null => Err(DecodeError::Null(name)),
         _ => Ok(number(name, f)?.expect("present and not null")),
+    }
+}
+
+/// Parses the optional `tool`: a whole number in `0..=u32::MAX`.
+fn tool(f: &Field<'_>) -> Result<Option<u32>, DecodeError> {
+    let wrong = |found| DecodeError::WrongType {
+        field: "tool",
+        expected: "a tool id (an integer from 0 to 4294967295)",
+        found,
+    };
+    match f {
+        Field::Missing | Field::Null => Ok(None),
+        Field::Int(v) => u32::try_from(*v)
+            .map(Some)
+            .map_err(|_| wrong("a negative integer")),
+        Field::Uint(v) => u32::try_from(*v)
+            .map(Some)
+            .map_err(|_| wrong("a larger integer")),
+        other => Err(wrong(other.type_name())),
     }
 }
 
@@ -308,6 +329,8 @@ pub fn decode(bytes: &[u8], kind: RecordKind) -> Result<Decoded<'_>, DecodeError
                 nominal: number("nominal", &w.nominal)?,
                 lsl: number("lsl", &w.lsl)?,
                 usl: number("usl", &w.usl)?,
+                tool: tool(&w.tool)?,
+                true_value: None,
             })
         }
     };
@@ -340,6 +363,8 @@ pub fn encode_record(rec: &Record<'_>, buf: &mut Vec<u8>) {
         lsl: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         usl: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool: Option<u32>,
     }
     buf.clear();
     let r = match rec.payload {
@@ -364,6 +389,7 @@ pub fn encode_record(rec: &Record<'_>, buf: &mut Vec<u8>) {
                 nominal: m.nominal,
                 lsl: m.lsl,
                 usl: m.usl,
+                tool: m.tool,
             },
         ),
     };
@@ -422,6 +448,24 @@ mod tests {
     }
 
     #[test]
+    fn a_measurement_may_name_its_tool() {
+        fn m(j: &str) -> Result<Decoded<'_>, DecodeError> {
+            decode(j.as_bytes(), RecordKind::Measurement)
+        }
+        let tool = |j: &str| match m(j).unwrap().payload {
+            Payload::Measurement(x) => x.tool,
+            Payload::Bar(_) => panic!("a bar"),
+        };
+        assert_eq!(tool(r#"{"key":"b","ts":1,"value":1,"tool":3}"#), Some(3));
+        assert_eq!(tool(r#"{"key":"b","ts":1,"value":1,"tool":null}"#), None);
+        assert_eq!(tool(r#"{"key":"b","ts":1,"value":1}"#), None);
+        for bad in ["-1", "4294967296", "1.5", "\"T1\""] {
+            let j = format!(r#"{{"key":"b","ts":1,"value":1,"tool":{bad}}}"#);
+            assert_eq!(m(&j).unwrap_err().code(), "wrong_type", "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_records_are_typed() {
         let e = |j: &str| bar(j).unwrap_err().code();
         assert_eq!(e("{not json"), "malformed_json");
@@ -476,6 +520,8 @@ mod tests {
                 nominal: None,
                 lsl: Some(-1.0),
                 usl: Some(1e-300),
+                tool: Some(7),
+                true_value: None,
             }),
         };
         let mut buf = Vec::new();

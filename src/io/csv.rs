@@ -4,7 +4,8 @@
 //! The format mirrors the Parquet input, so a file converts one to one:
 //! - The header names the columns, in any order, with the Parquet column names: bars `key`,
 //!   `ts`, `open`, `high`, `low`, `close` and optionally `volume`; measurements `key`, `ts`,
-//!   `value` and optionally `nominal`, `lsl`, `usl`. Other columns (such as `part`) are ignored.
+//!   `value` and optionally `nominal`, `lsl`, `usl`, `tool` (a whole number from 0 to
+//!   4294967295, else absent) and `true_value`. Other columns (such as `part`) are ignored.
 //!   Header names and fields are trimmed; a UTF-8 byte order mark is ignored. A required column
 //!   that is missing, or a needed column named twice, is an error naming file and line.
 //! - `ts` is integer epoch nanoseconds or an RFC 3339 time with any offset (`T` or a space
@@ -31,7 +32,7 @@ use std::path::{Path, PathBuf};
 use ::csv::{ByteRecord, Reader, ReaderBuilder, StringRecord, Trim};
 
 use crate::io::parquet::merge::{matched_files, Cursor, Merge};
-use crate::io::parquet::{nan_payload, specs, SourceError, SourceOptions};
+use crate::io::parquet::{nan_payload, specs, tool_id, SourceError, SourceOptions};
 use crate::record::{Bar, Measurement, Payload, Record, RecordKind, Ts};
 
 /// Where each needed column is in a file's records.
@@ -55,6 +56,8 @@ enum Nums {
         nominal: Option<usize>,
         lsl: Option<usize>,
         usl: Option<usize>,
+        tool: Option<usize>,
+        true_value: Option<usize>,
     },
 }
 
@@ -182,6 +185,8 @@ fn layout(path: &Path, r: &mut Reader<File>, kind: RecordKind) -> Result<Layout,
             nominal: opt("nominal"),
             lsl: opt("lsl"),
             usl: opt("usl"),
+            tool: opt("tool"),
+            true_value: opt("true_value"),
         },
     };
     Ok(Layout {
@@ -295,11 +300,15 @@ impl CsvCursor {
                 nominal,
                 lsl,
                 usl,
+                tool,
+                true_value,
             } => Payload::Measurement(Measurement {
                 value: num(self.field(value)),
                 nominal: self.opt(nominal),
                 lsl: self.opt(lsl),
                 usl: self.opt(usl),
+                tool: self.opt(tool).and_then(tool_id),
+                true_value: self.opt(true_value),
             }),
         }
     }

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::KeyCore;
 
 /// The version written by this build. 2: fitter state is plain JSON numbers (1 wrote its floats
-/// as decimal strings).
-pub const STATE_VERSION: u32 = 2;
+/// as decimal strings). 3: the predictive strategy's measurement state (gate, tool, residual
+/// chart, compensation) lives in `control`; a version-2 snapshot would restore without it.
+pub const STATE_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 struct EnvelopeOut<'a> {

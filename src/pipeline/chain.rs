@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Event, EventBody, FitRow, Payload, Record, Ts};
+use crate::record::{Event, EventBody, FitRow, Measurement, Payload, Record, Ts};
 use crate::signal::book::{Book, BookStep};
-use crate::signal::compensate::{Compensator, Spec, Trigger};
+use crate::signal::compensate::{Compensation, Compensator, Spec, Trigger};
+use crate::signal::control::{Control, Part};
 use crate::signal::trend::Trend;
-use crate::zone::fit::Fitter;
-use crate::zone::scale::{Scale, ScaleInput};
-use crate::zone::spc::{Rule, Spc};
+use crate::zone::fit::{FitCounts, Fitter, Step};
+use crate::zone::scale::{Scale, ScaleInput, ScaleSpec, Zone};
+use crate::zone::spc::{Rule, Spc, SpcSpec};
 use crate::zone::ParamError;
 
 use super::params::{KeyParams, TimeAxis};
@@ -38,13 +39,24 @@ pub struct KeyCore {
     pub fitter: Fitter,
     pub trend: Trend,
     pub book: Book,
+    /// The Shewhart baseline's compensation state (the strategy's is in `control`).
     pub comp: Compensator,
+    /// The Shewhart baseline's chart of the deviation from nominal (the strategy charts the
+    /// residual of its fit, in `control`).
     pub spc: Option<Spc>,
     /// Measurements: records outside [lsl, usl] as seen by this processor.
     pub out_of_tolerance: u64,
+    /// Measurements with ground truth: records whose true value (after the offsets applied)
+    /// is outside [lsl, usl].
+    #[serde(default)]
+    pub truly_out_of_tolerance: u64,
     /// SPC rules that fired on the previous record (bit = rule index); alarms are edge-triggered.
     #[serde(default)]
     pub spc_firing: u8,
+    /// The predictive strategy's measurement loop: gate, tool changes, residual chart,
+    /// compensation.
+    #[serde(default)]
+    pub control: Control,
 }
 
 impl KeyCore {
@@ -77,10 +89,33 @@ impl KeyCore {
             trend: Trend::default(),
             book: Book::default(),
             comp: Compensator::default(),
-            spc: p.spc.as_ref().map(Spc::new).transpose()?,
+            spc: match p.comp.trigger {
+                // Deviations from nominal are charted, so the centre is 0 unless configured.
+                Trigger::Shewhart => p
+                    .spc
+                    .as_ref()
+                    .map(|s| {
+                        Spc::new(&SpcSpec {
+                            target: s.target.or(Some(0.0)),
+                            ..s.clone()
+                        })
+                    })
+                    .transpose()?,
+                Trigger::Predictive => None,
+            },
             out_of_tolerance: 0,
+            truly_out_of_tolerance: 0,
             spc_firing: 0,
+            control: match p.comp.trigger {
+                Trigger::Predictive => Control::new(p.spc.as_ref())?,
+                Trigger::Shewhart => Control::default(),
+            },
         })
+    }
+
+    /// Fit counts over every tool of the key.
+    pub fn fit_counts(&self) -> FitCounts {
+        self.control.counts(&self.fitter)
     }
 }
 
@@ -114,7 +149,6 @@ pub(super) fn step(
     if let (Some(c), Payload::Bar(b)) = (p.cost_fraction, rec.payload) {
         eps = eps.max(c * b.close);
     }
-    let fit = core.fitter.update(t, y, eps);
     let emit = |out: &mut Vec<Event>, body: EventBody| {
         out.push(Event {
             key: name.clone(),
@@ -122,6 +156,12 @@ pub(super) fn step(
             ts: rec.ts,
             body,
         })
+    };
+    let fit = match rec.payload {
+        Payload::Measurement(m) if p.comp.trigger == Trigger::Predictive => {
+            predictive(p, core, &m, t, eps, &zone, &mut |b| emit(out, b))
+        }
+        _ => core.fitter.update(t, y, eps),
     };
 
     let mut book = BookStep::default();
@@ -142,58 +182,19 @@ pub(super) fn step(
             }
         }
         Payload::Measurement(m) => {
-            core.comp.tick();
-            let alarms = core
-                .spc
-                .as_mut()
-                .map(|s| s.update(m.value))
-                .unwrap_or_default();
-            let mut beyond_3_sigma = false;
-            let mut firing = 0u8;
-            for a in alarms.iter() {
-                beyond_3_sigma |= a.rule == Rule::We1;
-                let bit = 1u8 << (a.rule as u8);
-                firing |= bit;
-                // Edge-triggered: a rule that keeps firing on consecutive parts raises one
-                // alarm, not one per part.
-                if core.spc_firing & bit != 0 {
-                    continue;
-                }
-                emit(
-                    out,
-                    EventBody::SpcAlarm {
-                        rule: a.rule,
-                        statistic: a.statistic,
-                        limit: a.limit,
-                    },
-                );
-            }
-            core.spc_firing = firing;
-            if let Some(spec) = Spec::resolve(&p.comp, m.nominal, m.lsl, m.usl) {
-                let oot = spec.out_of_tolerance(m.value);
+            let spec = Spec::resolve(&p.comp, m.nominal, m.lsl, m.usl);
+            if let Some(s) = spec {
+                let oot = s.out_of_tolerance(m.value);
                 core.out_of_tolerance += u64::from(oot);
+                core.truly_out_of_tolerance +=
+                    u64::from(m.true_value.is_some_and(|v| s.out_of_tolerance(v)));
                 out_of_tolerance = Some(oot);
-                let warm = seq >= p.trend.warmup;
-                let comp = match p.comp.trigger {
-                    Trigger::Predictive if warm => {
-                        core.comp.predictive(&p.comp, &spec, fit.level, fit.slope)
-                    }
-                    Trigger::Shewhart if beyond_3_sigma => {
-                        core.comp.shewhart(&p.comp, &spec, m.value)
-                    }
-                    _ => None,
-                };
-                if let Some(c) = comp {
+            }
+            if p.comp.trigger == Trigger::Shewhart {
+                if let Some(c) = shewhart(p, core, &m, spec, &mut |b| emit(out, b)) {
                     // The offset moves every later part: move the fit with it.
                     core.fitter.shift_level(c.offset);
-                    emit(
-                        out,
-                        EventBody::ToolCompensation {
-                            offset: c.offset,
-                            predicted: c.predicted,
-                            zone: eps,
-                        },
-                    );
+                    emit(out, compensation(c, eps));
                 }
             }
         }
@@ -230,5 +231,88 @@ pub(super) fn step(
         },
         book,
         out_of_tolerance,
+    }
+}
+
+fn compensation(c: Compensation, eps: f64) -> EventBody {
+    EventBody::ToolCompensation {
+        offset: c.offset,
+        predicted: c.predicted,
+        zone: eps,
+    }
+}
+
+/// The strategy on one measurement: the loop of [`Control`] (tool change, gate, fit, residual
+/// chart, compensation); returns the fit's step.
+fn predictive(
+    p: &KeyParams,
+    core: &mut KeyCore,
+    m: &Measurement,
+    t: f64,
+    eps: f64,
+    zone: &Zone,
+    emit: &mut dyn FnMut(EventBody),
+) -> Step {
+    let part = Part {
+        t,
+        y: m.value,
+        eps,
+        // A gauge study's sigma_GRR is the zone's raw scale.
+        sigma: matches!(p.scale, ScaleSpec::Grr { .. }).then_some(zone.raw),
+        tool: m.tool,
+        spec: Spec::resolve(&p.comp, m.nominal, m.lsl, m.usl),
+    };
+    let o = core
+        .control
+        .part(&p.comp, &mut core.fitter, &part, p.trend.warmup);
+    if let Some(tool) = o.tool_change {
+        emit(EventBody::ToolChange { tool });
+    }
+    if let Some(a) = o.alarm {
+        emit(EventBody::SpcAlarm {
+            rule: a.rule,
+            statistic: a.statistic,
+            limit: a.limit,
+        });
+    }
+    if let Some(c) = o.compensation {
+        emit(compensation(c, eps));
+    }
+    o.fit
+}
+
+/// The Shewhart baseline on one measurement: an individuals chart of the deviation from nominal
+/// (edge-triggered alarms per rule); a point beyond 3 sigma re-centres on nominal.
+fn shewhart(
+    p: &KeyParams,
+    core: &mut KeyCore,
+    m: &Measurement,
+    spec: Option<Spec>,
+    emit: &mut dyn FnMut(EventBody),
+) -> Option<Compensation> {
+    core.comp.tick();
+    let x = m.value - spec.map_or(0.0, |s| s.nominal);
+    let alarms = core.spc.as_mut().map(|s| s.update(x)).unwrap_or_default();
+    let mut beyond_3_sigma = false;
+    let mut firing = 0u8;
+    for a in alarms.iter() {
+        beyond_3_sigma |= a.rule == Rule::We1;
+        let bit = 1u8 << (a.rule as u8);
+        firing |= bit;
+        // Edge-triggered: a rule that keeps firing on consecutive parts raises one alarm, not
+        // one per part.
+        if core.spc_firing & bit != 0 {
+            continue;
+        }
+        emit(EventBody::SpcAlarm {
+            rule: a.rule,
+            statistic: a.statistic,
+            limit: a.limit,
+        });
+    }
+    core.spc_firing = firing;
+    match (spec, beyond_3_sigma) {
+        (Some(s), true) => core.comp.shewhart(&p.comp, &s, m.value),
+        _ => None,
     }
 }

@@ -2,7 +2,12 @@
 //!
 //! Both processors see the same records in the same order. Measurement runs simulate the closed
 //! loop separately for each: an emitted tool offset is added to that key's later measurements
-//! (a tool offset shifts every later part), so each method lives with its own decisions.
+//! (a tool offset shifts every later part), so each method lives with its own decisions. When
+//! the data carries a `tool` column, a change of its value is a new tool touched off at nominal:
+//! the simulated machine's wear offset for that key goes back to zero for both methods, whether
+//! or not the strategy is told of the change (`[compensation] tool_column`). With a
+//! `true_value` column (generated data) the same offsets shift the truth, and parts truly out
+//! of tolerance are counted beside those measured out.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -22,6 +27,7 @@ use crate::io::replay::{FileFormat, FileSource, ParquetSink};
 use crate::pipeline::{Accepted, KeyParamError, Processor, ProcessorConfig};
 use crate::record::{EventBody, EventKind, Invalid, Payload, RecordKind};
 use crate::run::summary;
+use crate::signal::compensate::Trigger;
 use crate::signal::perf::Portfolio;
 
 /// Why a backtest could not run.
@@ -108,8 +114,21 @@ pub struct RunStats {
     pub compensations: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub out_of_tolerance: Option<u64>,
+    /// Parts whose true value (ground truth of generated data, after the offsets) is outside
+    /// the tolerance; only when the input has a `true_value` column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truly_out_of_tolerance: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spc_alarms: Option<u64>,
+    /// Measurements set aside by the outlier gate (strategy only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gated: Option<u64>,
+    /// Tool changes seen in the `tool` column (strategy only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_changes: Option<u64>,
+    /// Steps detected without a tool column (strategy only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
 }
 
 /// Records that were not processed, by reason.
@@ -184,8 +203,10 @@ impl<T> Thin<T> {
 struct Lane<K: Sink> {
     flow: Flow<K, NoCheckpoint>,
     portfolio: Portfolio,
-    /// Measurements: the tool offset applied so far per key (closed loop).
-    offsets: HashMap<Box<str>, f64>,
+    /// Measurements: the tool offset applied so far per key (closed loop), and the key's tool.
+    offsets: HashMap<Box<str>, (f64, Option<u32>)>,
+    /// Whether any record carried a true value.
+    truth: bool,
 }
 
 impl<K: Sink> Lane<K> {
@@ -198,6 +219,7 @@ impl<K: Sink> Lane<K> {
             flow: Flow::new(processor, sink, NoCheckpoint),
             portfolio: Portfolio::default(),
             offsets: HashMap::new(),
+            truth: false,
         })
     }
 
@@ -207,9 +229,17 @@ impl<K: Sink> Lane<K> {
         let mut item = item.clone();
         if let Ok(rec) = &mut item.record {
             if let Payload::Measurement(m) = &mut rec.payload {
-                if let Some(off) = self.offsets.get(rec.key) {
-                    m.value += off;
+                let slot = match self.offsets.get_mut(rec.key) {
+                    Some(s) => s,
+                    None => self.offsets.entry(rec.key.into()).or_insert((0.0, m.tool)),
+                };
+                if m.tool.is_some() && m.tool != slot.1 {
+                    // A new tool, touched off at nominal: the old tool's wear offset is gone.
+                    *slot = (0.0, m.tool);
                 }
+                m.value += slot.0;
+                m.true_value = m.true_value.map(|v| v + slot.0);
+                self.truth |= m.true_value.is_some();
             }
         }
         let submitted = self.flow.submit(item.clone())?;
@@ -219,11 +249,8 @@ impl<K: Sink> Lane<K> {
         };
         for e in submitted.events {
             if let EventBody::ToolCompensation { offset, .. } = e.body {
-                match self.offsets.get_mut(rec.key) {
-                    Some(o) => *o += offset,
-                    None => {
-                        self.offsets.insert(rec.key.into(), offset);
-                    }
+                if let Some(slot) = self.offsets.get_mut(rec.key) {
+                    slot.0 += offset;
                 }
             }
         }
@@ -242,21 +269,30 @@ fn stats(
     portfolio: Portfolio,
     record: RecordKind,
     periods_per_year: Option<f64>,
+    truth: bool,
 ) -> RunStats {
     let keys = processor.key_count();
     let c = *processor.counters();
     let mut s = RunStats::default();
     let (mut records, mut updates, mut inside, mut oot) = (0u64, 0u64, 0u64, 0u64);
-    for (_, core) in processor.keys() {
+    let (mut true_oot, mut gated, mut tools, mut steps) = (0u64, 0u64, 0u64, 0u64);
+    // In key order: float sums must not depend on the hash map's order.
+    let mut cores: Vec<_> = processor.keys().collect();
+    cores.sort_unstable_by_key(|&(name, _)| name);
+    for (_, core) in cores {
         s.turnover += core.book.turnover;
         s.gross_return += core.book.gross;
         s.costs += core.book.costs;
         s.rebalances += core.book.trades;
-        let fc = core.fitter.counts();
+        let fc = core.fit_counts();
         records += fc.records;
         updates += fc.updates;
         inside += fc.inside;
         oot += core.out_of_tolerance;
+        true_oot += core.truly_out_of_tolerance;
+        gated += core.control.gate.gated;
+        steps += core.control.gate.steps;
+        tools += core.control.tool.changes;
     }
     s.net_return = s.gross_return - s.costs;
     let perf = portfolio.finish(keys);
@@ -276,7 +312,13 @@ fn stats(
     if record == RecordKind::Measurement {
         s.compensations = Some(c.events_of(EventKind::ToolCompensation));
         s.out_of_tolerance = Some(oot);
+        s.truly_out_of_tolerance = truth.then_some(true_oot);
         s.spc_alarms = Some(c.events_of(EventKind::SpcAlarm));
+        if processor.config().defaults.comp.trigger == Trigger::Predictive {
+            s.gated = Some(gated);
+            s.steps = Some(steps);
+            s.tool_changes = Some(tools);
+        }
     }
     s
 }
@@ -349,12 +391,19 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     let counters = *processor.counters();
     let keys = processor.key_count();
     let key_stats = charts.key_stats(&processor);
-    let strategy_stats = stats(&processor, strategy.portfolio, record, cfg.periods_per_year);
+    let strategy_stats = stats(
+        &processor,
+        strategy.portfolio,
+        record,
+        cfg.periods_per_year,
+        strategy.truth,
+    );
     let baseline_stats = stats(
         baseline.flow.processor(),
         baseline.portfolio,
         record,
         cfg.periods_per_year,
+        baseline.truth,
     );
     let elapsed = started.elapsed().as_secs_f64();
     let mut rejected = Rejected {

@@ -123,6 +123,8 @@ impl Charts {
                 EventBody::SpcAlarm { rule, .. } => {
                     (MarkerKind::SpcAlarm, format!("SPC {}", rule.name()))
                 }
+                // Not marked yet: the report has no marker kind for it.
+                EventBody::ToolChange { .. } => continue,
             };
             k.markers.push(Marker {
                 ts: e.ts,

@@ -94,6 +94,14 @@ pub fn describe(s: &Summary, out: &Path) -> String {
                 a.out_of_tolerance,
                 b.out_of_tolerance,
             );
+            if a.truly_out_of_tolerance.is_some() {
+                row(
+                    &mut t,
+                    "  truly (true_value)",
+                    a.truly_out_of_tolerance,
+                    b.truly_out_of_tolerance,
+                );
+            }
             row(&mut t, "spc alarms", a.spc_alarms, b.spc_alarms);
         }
     }

@@ -1,6 +1,10 @@
-//! Decisions from a fit — pure: trend direction, positions and costs, tool compensation, performance.
+//! Decisions from a fit — pure: trend direction, positions and costs, tool compensation with its
+//! outlier gate and residual chart, performance.
 
 pub mod book;
+pub mod chart;
 pub mod compensate;
+pub mod control;
+pub mod gate;
 pub mod perf;
 pub mod trend;

@@ -79,6 +79,8 @@ const MEAS_COLS: &[ColSpec] = &[
     col("nominal", ColType::Num, false),
     col("lsl", ColType::Num, false),
     col("usl", ColType::Num, false),
+    col("tool", ColType::Num, false),
+    col("true_value", ColType::Num, false),
 ];
 
 /// The columns of `kind` and its name for messages.
@@ -263,6 +265,8 @@ enum Nums {
         nominal: Option<Float64Array>,
         lsl: Option<Float64Array>,
         usl: Option<Float64Array>,
+        tool: Option<Float64Array>,
+        true_value: Option<Float64Array>,
     },
 }
 
@@ -295,6 +299,8 @@ impl Cols {
                 nominal: num_opt("nominal")?,
                 lsl: num_opt("lsl")?,
                 usl: num_opt("usl")?,
+                tool: num_opt("tool")?,
+                true_value: num_opt("true_value")?,
             },
         };
         Ok(Cols {
@@ -337,11 +343,15 @@ impl Cols {
                 nominal,
                 lsl,
                 usl,
+                tool,
+                true_value,
             } => Payload::Measurement(Measurement {
                 value: req(value, i),
                 nominal: opt(nominal, i),
                 lsl: opt(lsl, i),
                 usl: opt(usl, i),
+                tool: opt(tool, i).and_then(tool_id),
+                true_value: opt(true_value, i),
             }),
         };
         if poisoned {
@@ -370,6 +380,13 @@ pub(crate) fn nan_payload(p: Payload) -> Payload {
             nominal: m.nominal.map(|_| n),
             lsl: m.lsl.map(|_| n),
             usl: m.usl.map(|_| n),
+            tool: m.tool,
+            true_value: m.true_value.map(|_| n),
         }),
     }
+}
+
+/// A tool id from its column value: a whole number in `0..=u32::MAX`, else absent.
+pub(crate) fn tool_id(v: f64) -> Option<u32> {
+    (v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v)).then_some(v as u32)
 }

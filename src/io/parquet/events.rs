@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array, Int8Array};
+use arrow::array::{Array, AsArray, Float64Array, Int8Array, UInt32Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -69,6 +69,7 @@ pub fn events_schema() -> SchemaRef {
             .map(|n| Field::new(*n, DataType::Float64, true)),
     );
     fields.push(Field::new("rule", DataType::Utf8, true));
+    fields.push(Field::new("tool", DataType::UInt32, true));
     Arc::new(Schema::new(fields))
 }
 
@@ -104,6 +105,7 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, SourceError> {
         col("kind", ColType::Key, true),
         col("direction", ColType::Num, false),
         col("rule", ColType::Key, false),
+        col("tool", ColType::Num, false),
     ];
     specs.extend(EVENT_F64.iter().map(|n| col(n, ColType::Num, false)));
     check_schema(path, &schema, &specs, "event")?;
@@ -174,6 +176,20 @@ fn read_event_batch(
         .column_by_name("rule")
         .map(|a| key_col(path, "rule", a))
         .transpose()?;
+    let tool: Option<UInt32Array> = match b.column_by_name("tool") {
+        Some(a) => Some(
+            cast(a, &DataType::UInt32)
+                .map_err(|source| SourceError::Convert {
+                    file: path.to_path_buf(),
+                    column: "tool",
+                    source,
+                })?
+                .as_primitive_opt::<arrow::datatypes::UInt32Type>()
+                .cloned()
+                .ok_or_else(|| internal(path, "tool", "uint32"))?,
+        ),
+        None => None,
+    };
     let mut f: Vec<Option<Float64Array>> = Vec::with_capacity(EVENT_F64.len());
     for name in EVENT_F64 {
         f.push(
@@ -247,9 +263,15 @@ fn read_event_batch(
                     limit: num(F_LIMIT)?,
                 }
             }
+            "tool_change" => EventBody::ToolChange {
+                tool: match &tool {
+                    Some(t) if t.is_valid(i) => t.value(i),
+                    _ => return Err(bad("a `tool_change` event needs `tool`, which is null or missing".into())),
+                },
+            },
             other => {
                 return Err(bad(format!(
-                    "unknown kind `{other}` (expected trend, rebalance, tool_compensation or spc_alarm)"
+                    "unknown kind `{other}` (expected trend, rebalance, tool_compensation, spc_alarm or tool_change)"
                 )))
             }
         };

@@ -20,6 +20,9 @@
 //!   "absent" (`None`). A null `ts` (or one that overflows i64 nanoseconds) makes every number
 //!   of the record NaN and gives it the previous row's ts, so it keeps its place in the merge and
 //!   is rejected as `not_finite`.
+//! - The optional measurement column `tool` (any numeric type) is read as a tool id; a value
+//!   that is not a whole number in `0..=u32::MAX` is absent. `true_value` (generated data's
+//!   ground truth) is read when present.
 //! - Other columns, such as the measurement column `part`, are not read: the record has no
 //!   field for them.
 //! - A directory given as the pattern means every `*.parquet` file in it.
@@ -58,7 +61,7 @@ pub use events::{events_schema, fit_schema, read_events};
 pub use sink::{EventWriter, FitWriter, SINK_BATCH_ROWS, SINK_ROW_GROUP_ROWS};
 pub use source::{ParquetSource, SourceOptions};
 
-pub(crate) use columns::{nan_payload, specs};
+pub(crate) use columns::{nan_payload, specs, tool_id};
 
 /// Errors of the input sources ([`ParquetSource`], [`crate::io::csv::CsvSource`]) and of
 /// [`read_events`]. Each names the file (or the pattern), where in it when that is known, and

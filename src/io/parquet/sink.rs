@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, StringBuilder,
-    TimestampNanosecondBuilder, UInt64Builder,
+    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::record_batch::RecordBatch;
 use parquet::basic::Compression;
@@ -52,6 +52,7 @@ pub struct EventWriter {
     direction: Int8Builder,
     f: [Float64Builder; 12],
     rule: StringBuilder,
+    tool: UInt32Builder,
     pending: usize,
 }
 
@@ -69,6 +70,7 @@ impl EventWriter {
             direction: Int8Builder::with_capacity(n),
             f: std::array::from_fn(|_| Float64Builder::with_capacity(n)),
             rule: StringBuilder::with_capacity(n, n),
+            tool: UInt32Builder::with_capacity(n),
             pending: 0,
         })
     }
@@ -78,6 +80,7 @@ impl EventWriter {
         let mut f = [None; 12];
         let mut direction = None;
         let mut rule = None;
+        let mut tool = None;
         match e.body {
             EventBody::Trend {
                 direction: d,
@@ -121,6 +124,7 @@ impl EventWriter {
                 f[F_STATISTIC] = Some(statistic);
                 f[F_LIMIT] = Some(limit);
             }
+            EventBody::ToolChange { tool: t } => tool = Some(t),
         }
         self.id.append_value(e.id());
         self.key.append_value(&e.key);
@@ -132,6 +136,7 @@ impl EventWriter {
             b.append_option(v);
         }
         self.rule.append_option(rule);
+        self.tool.append_option(tool);
         self.pending += 1;
         if self.pending >= SINK_BATCH_ROWS {
             self.flush()?;
@@ -150,6 +155,7 @@ impl EventWriter {
         ];
         cols.extend(self.f.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
         cols.push(Arc::new(self.rule.finish()));
+        cols.push(Arc::new(self.tool.finish()));
         self.pending = 0;
         write_columns(&mut self.out, cols)
     }
