@@ -235,7 +235,7 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
             let s = deadband::run::tune::run(&opts)?;
             let o = &s.out_of_sample;
             println!(
-                "{} folds, {} candidates, out of sample: net return {:.4} vs baseline {:.4}, turnover {:.1} vs {:.1} ({}), IR {:.3}",
+                "{} folds, {} candidates, out of sample: net return {:.4} vs baseline {:.4}, turnover {:.1} vs {:.1} (reduction {}), IR {:.3}",
                 s.folds.len(),
                 s.candidates,
                 o.strategy.net_return,
@@ -243,7 +243,7 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
                 o.strategy.turnover,
                 o.baseline.turnover,
                 o.turnover_reduction
-                    .map_or("n/a".to_string(), |r| format!("{:+.1}% reduction", 100.0 * r)),
+                    .map_or("n/a".to_string(), |r| format!("{:.1}%", 100.0 * r)),
                 o.information_ratio
             );
             println!("wrote {}/summary.json and tuned.toml", out.display());
