@@ -49,6 +49,20 @@ enum Command {
         #[arg(long)]
         no_report: bool,
     },
+    /// Walk-forward tuning of the strategy and of its L2 baseline over `[tune.space]`;
+    /// writes DIR/summary.json (out-of-sample only) and DIR/tuned.toml.
+    Tune {
+        #[arg(long, value_name = "FILE.toml")]
+        config: PathBuf,
+        /// A Parquet file or glob; overrides [input] path.
+        #[arg(long, value_name = "GLOB")]
+        input: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Seed of the random search; overrides [tune] seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Check a configuration file: exit 0, or 2 with file:line:col and the fix.
     Validate {
         #[arg(long, value_name = "FILE.toml")]
@@ -203,6 +217,36 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
             };
             let summary = deadband::run::backtest::run(&cfg, &opts)?;
             print!("{}", deadband::run::demo::describe(&summary, &out));
+            Ok(())
+        }
+        Command::Tune {
+            config,
+            input,
+            out,
+            seed,
+        } => {
+            let opts = deadband::run::tune::TuneOptions {
+                config,
+                input,
+                out: out.clone(),
+                seed,
+                progress: true,
+            };
+            let s = deadband::run::tune::run(&opts)?;
+            let o = &s.out_of_sample;
+            println!(
+                "{} folds, {} candidates, out of sample: net return {:.4} vs baseline {:.4}, turnover {:.1} vs {:.1} (reduction {}), IR {:.3}",
+                s.folds.len(),
+                s.candidates,
+                o.strategy.net_return,
+                o.baseline.net_return,
+                o.strategy.turnover,
+                o.baseline.turnover,
+                o.turnover_reduction
+                    .map_or("n/a".to_string(), |r| format!("{:.1}%", 100.0 * r)),
+                o.information_ratio
+            );
+            println!("wrote {}/summary.json and tuned.toml", out.display());
             Ok(())
         }
         Command::Validate { config } => {

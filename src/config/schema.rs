@@ -233,6 +233,9 @@ pub(super) struct RawConfig {
     pub(super) kafka: KafkaConfig,
     #[serde(default)]
     pub(super) metrics: MetricsConfig,
+    /// `[tune]`: read by `deadband tune` (`run::tune::settings`); other commands ignore it.
+    #[serde(default, rename = "tune")]
+    pub(super) _tune: Option<toml::Value>,
 }
 
 #[cfg(test)]

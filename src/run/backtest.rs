@@ -325,7 +325,7 @@ fn stats(
 
 /// The format of a replay's files: `[input] kind`, or — for a Kafka config replayed with
 /// `--input` — the pattern's extension (`.csv` means CSV, anything else Parquet).
-fn file_format(kind: InputKind, pattern: &str) -> FileFormat {
+pub(crate) fn file_format(kind: InputKind, pattern: &str) -> FileFormat {
     match kind {
         InputKind::Csv => FileFormat::Csv,
         InputKind::Parquet => FileFormat::Parquet,

@@ -9,3 +9,4 @@ pub mod grr;
 pub mod produce;
 pub mod report;
 pub mod summary;
+pub mod tune;
