@@ -136,6 +136,37 @@ fn outputs_have_the_design_schema_and_agree_with_each_other() {
     let s = &summary.strategy;
     assert!((s.net_return - (s.gross_return - s.costs)).abs() < 1e-12);
     assert!(dir.join("out/report.html").exists());
+
+    // Active statistics (bars): in summary.json, IR = active return / TE, and active returns
+    // are linear: (strategy - hold) - (baseline - hold) = strategy - baseline.
+    for vs in ["vs_baseline", "vs_buy_and_hold", "baseline_vs_buy_and_hold"] {
+        for f in [
+            "active_return",
+            "tracking_error",
+            "information_ratio",
+            "periods",
+        ] {
+            assert!(
+                json["active"][vs].get(f).is_some(),
+                "summary.json active.{vs} lacks {f}"
+            );
+        }
+    }
+    let act = summary.active.expect("bars have active statistics");
+    assert_eq!(
+        act.vs_baseline.periods, 3000,
+        "3 keys x 3000 rows on one clock"
+    );
+    for a in [
+        act.vs_baseline,
+        act.vs_buy_and_hold,
+        act.baseline_vs_buy_and_hold,
+    ] {
+        let (te, ir) = (a.tracking_error.unwrap(), a.information_ratio.unwrap());
+        assert!(te > 0.0 && (ir - a.active_return / te).abs() < 1e-12);
+    }
+    let d = act.vs_buy_and_hold.active_return - act.baseline_vs_buy_and_hold.active_return;
+    assert!((d - act.vs_baseline.active_return).abs() < 1e-12);
 }
 
 #[test]
@@ -375,6 +406,7 @@ fn sensor_backtest_compensates_tool_wear() {
     );
     assert!(s.baseline.compensations.unwrap() > 0);
     assert!(s.strategy.spc_alarms.is_some());
+    assert!(s.active.is_none(), "active statistics are for bars");
 }
 
 fn bin() -> Command {

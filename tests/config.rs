@@ -87,13 +87,13 @@ fn well_parameters_that_do_not_apply_are_refused() {
 #[test]
 fn wells_are_read_by_shape_with_their_parameters() {
     let c = parse(
-        "[input]\npath = \"x\"\n[zone]\nwell = \"gaussian\"\nwidth = 2.0\n",
+        "[input]\npath = \"x\"\n[fit]\nmethod = \"robust_rls\"\n[zone]\nwell = \"gaussian\"\nwidth = 2.0\n",
         Path::new("run.toml"),
     )
     .unwrap();
     assert_eq!(c.processor.defaults.fit.well, Well::Gaussian { scale: 2.0 });
     let c = parse(
-        "[input]\npath = \"x\"\n[zone]\nwell = \"huber\"\n[keys.\"ES\".zone]\nthreshold = 2.0\n",
+        "[input]\npath = \"x\"\n[fit]\nmethod = \"robust_rls\"\n[zone]\nwell = \"huber\"\n[keys.\"ES\".zone]\nthreshold = 2.0\n",
         Path::new("run.toml"),
     )
     .unwrap();
@@ -247,4 +247,114 @@ sigma = 0.0009
     assert_eq!(sigma("M01/length"), 0.002);
     let e = err("[input]\npath = \"x\"\n[keys.\"[a\".fit]\norder = 1\n");
     assert!(e.to_string().contains("pattern"), "{e}");
+}
+
+/// Only `robust_rls` weights residuals by the well: a well written for any other method would do
+/// nothing, so it is refused at its line with the fix.
+#[test]
+fn a_well_the_method_ignores_is_refused_with_the_fix() {
+    for method in ["sm_rls", "sm_nlms", "rls"] {
+        let src = format!(
+            "[input]\npath = \"x\"\n[fit]\nmethod = \"{method}\"\n[zone]\nfloor = 1e-6\nwell = \"gaussian\"\n"
+        );
+        let e = err(&src);
+        let t = e.to_string();
+        assert_eq!(e.at, Some((7, 1)), "{t}");
+        assert!(t.starts_with("run.toml:7:1:"), "{t}");
+        assert!(
+            t.contains(&format!("method = \"{method}\""))
+                && t.contains("only `robust_rls` uses wells"),
+            "{t}"
+        );
+        assert!(
+            t.contains("help: remove `well`") && t.contains("robust_rls"),
+            "{t}"
+        );
+    }
+    // The default method (sm_rls) ignores it too — the case that used to pass silently.
+    let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"gaussian\"\n");
+    assert_eq!(e.at, Some((4, 1)), "{e}");
+    // A well parameter alone (the default dead_zone has none, so use a shape that has one).
+    let e = err("[input]\npath = \"x\"\n[zone]\nwell = \"huber\"\nthreshold = 2.0\n");
+    assert_eq!(e.at, Some((4, 1)), "{e}");
+    // Accepted with robust_rls, and without a well whatever the method.
+    let ok = "[input]\npath = \"x\"\n[fit]\nmethod = \"robust_rls\"\n[zone]\nwell = \"gaussian\"\n";
+    assert!(parse(ok, Path::new("run.toml")).is_ok());
+    let ok = "[input]\npath = \"x\"\n[fit]\nmethod = \"sm_nlms\"\n[zone]\nfloor = 1e-6\n";
+    assert!(parse(ok, Path::new("run.toml")).is_ok());
+}
+
+/// Per key: a key's own well with a method that ignores it is refused at that key's `well`; a
+/// global well that one key's method ignores is refused at that key's `method`.
+#[test]
+fn a_well_ignored_by_one_keys_method_is_refused_there() {
+    let src = "[input]\npath = \"x\"\n[keys.\"ES\".zone]\nwell = \"log\"\n";
+    let e = err(src);
+    assert_eq!(e.at, Some((4, 1)), "{e}");
+    assert!(e.to_string().contains("[keys.\"ES\".zone] `well`"), "{e}");
+    let src = "[input]\npath = \"x\"\n[fit]\nmethod = \"robust_rls\"\n[zone]\nwell = \"log\"\n\
+               [keys.\"ES\".fit]\nmethod = \"sm_rls\"\n";
+    let e = err(src);
+    assert_eq!(e.at, Some((8, 1)), "{e}");
+    let t = e.to_string();
+    assert!(
+        t.contains("[keys.\"ES\".fit] `method`") && t.contains("ignores the well"),
+        "{t}"
+    );
+}
+
+/// Costs come from one source: `cost_bps`, or spread + commission + slippage (round-trip
+/// fractions of price) which then set the book's cost (half their sum per unit of one-way
+/// turnover) and the zone floor.
+#[test]
+fn costs_come_from_one_source() {
+    let e = err(
+        "[input]\npath = \"x\"\n[signal]\nspread = 0.0002\ncost_bps = 2.0\ncommission = 0.0001\n",
+    );
+    let t = e.to_string();
+    assert_eq!(e.at, Some((5, 1)), "{t}");
+    assert!(t.contains("`cost_bps`") && t.contains("one source"), "{t}");
+    assert!(t.contains("help: keep either cost_bps"), "{t}");
+
+    let c = parse(
+        "[input]\npath = \"x\"\n[signal]\nspread = 0.0002\ncommission = 0.0001\nslippage = 0.0001\n",
+        Path::new("run.toml"),
+    )
+    .unwrap();
+    let p = &c.processor.defaults;
+    assert!((p.book.cost_bps - 2.0).abs() < 1e-12, "{}", p.book.cost_bps);
+    assert_eq!(p.cost_fraction, Some(0.0002 + 0.0001 + 0.0001));
+
+    // zone_from_costs = false keeps them for the book only.
+    let c = parse(
+        "[input]\npath = \"x\"\n[signal]\nspread = 0.0004\nzone_from_costs = false\n",
+        Path::new("run.toml"),
+    )
+    .unwrap();
+    assert!((c.processor.defaults.book.cost_bps - 2.0).abs() < 1e-12);
+    assert_eq!(c.processor.defaults.cost_fraction, None);
+
+    // cost_bps alone: no floor, as before.
+    let c = parse(
+        "[input]\npath = \"x\"\n[signal]\ncost_bps = 3.0\n",
+        Path::new("run.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.processor.defaults.book.cost_bps, 3.0);
+    assert_eq!(c.processor.defaults.cost_fraction, None);
+
+    // A key that adds cost_bps over global spread is refused in its own table.
+    let e = err(
+        "[input]\npath = \"x\"\n[signal]\nspread = 0.0002\n[keys.\"ES\".signal]\ncost_bps = 5.0\n",
+    );
+    assert_eq!(e.at, Some((6, 1)), "{e}");
+    assert!(e.to_string().contains("keys.\"ES\".signal"), "{e}");
+
+    let e = err("[input]\npath = \"x\"\n[signal]\nslippage = -0.1\n");
+    assert_eq!(e.at, Some((4, 1)), "{e}");
+    let e = err("[input]\npath = \"x\"\n[signal]\nzone_from_costs = true\n");
+    assert!(
+        e.to_string().contains("needs at least one of spread"),
+        "{e}"
+    );
 }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::error::{ConfigError, Locator};
-use super::schema::{RawConfig, RawFit, RawSignal, RawSpc, RawZone, TimeKind};
-use super::zone::{build_scale, build_well, StudyReader};
+use super::schema::{RawConfig, RawFit, RawSignal, RawSpc, RawZone, TimeKind, ZONE_KEYS};
+use super::zone::{build_scale, build_well, check_well_used, StudyReader};
 use crate::pipeline::{KeyParams, KeyPattern, ProcessorConfig, TimeAxis};
 use crate::record::RecordKind;
 use crate::signal::book::BookSpec;
@@ -45,6 +45,7 @@ pub(super) fn processor(
         &raw.spc,
         None,
     )?;
+    check_well_used(loc, "zone", &base_zone.well, defaults.fit.method, None)?;
 
     let mut overrides = HashMap::new();
     let mut patterns = Vec::new();
@@ -95,6 +96,28 @@ pub(super) fn processor(
             &raw.spc,
             Some(name),
         )?;
+        // The well is this key's own, or the global one with a method this key chose.
+        let own_well = ov.zone.as_ref().map(|z| {
+            let mut t = z.get_ref().clone();
+            t.retain(|k, _| &k[..] == "well" || ZONE_KEYS.iter().all(|z| *z != &k[..]));
+            t
+        });
+        match own_well.filter(|t| !t.is_empty()) {
+            Some(t) => check_well_used(
+                loc,
+                &format!("keys.\"{name}\".zone"),
+                &t,
+                params.fit.method,
+                None,
+            )?,
+            None => check_well_used(
+                loc,
+                "zone",
+                &zone.well,
+                params.fit.method,
+                Some(&format!("keys.\"{name}\".fit")),
+            )?,
+        }
         match pattern {
             Some(p) => patterns.push((p, Arc::new(params))),
             None => {
@@ -237,11 +260,43 @@ fn resolve_key(
     set!(book.cost_bps, signal.cost_bps);
     set!(book.band, signal.band);
     set!(book.weight, signal.weight);
+    // Costs come from one source: `cost_bps`, or spread + commission + slippage (round-trip
+    // fractions of price: one unit of one-way turnover costs half their sum), which then also
+    // floor the zone unless `zone_from_costs = false`.
+    let parts = [signal.spread, signal.commission, signal.slippage];
+    let from_parts = parts.iter().any(Option::is_some);
+    if from_parts {
+        if signal.cost_bps.is_some() {
+            return Err(loc.key_error(
+                &section("signal"),
+                "cost_bps",
+                "is given together with spread/commission/slippage: costs come from one source"
+                    .into(),
+                Some(
+                    "keep either cost_bps (cost per unit of one-way turnover, in bps) or \
+                     spread + commission + slippage (round-trip fractions of price, which also \
+                     floor the zone), not both"
+                        .into(),
+                ),
+            ));
+        }
+        for (name, v) in ["spread", "commission", "slippage"].iter().zip(parts) {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Err(perr(
+                    "signal",
+                    ParamError::new(
+                        *name,
+                        format!("must be >= 0 (a fraction of price), got {v}"),
+                    ),
+                ));
+            }
+        }
+        book.cost_bps = parts.iter().flatten().sum::<f64>() * 1e4 / 2.0;
+    }
     trend.validate().map_err(|e| perr("signal", e))?;
     book.validate().map_err(|e| perr("signal", e))?;
-    let cost_fraction = if signal.zone_from_costs {
-        let parts = [signal.spread, signal.commission, signal.slippage];
-        if parts.iter().all(Option::is_none) {
+    let cost_fraction = if signal.zone_from_costs.unwrap_or(from_parts) {
+        if !from_parts {
             return Err(loc.key_error(
                 &section("signal"),
                 "zone_from_costs",

@@ -169,8 +169,10 @@ pub(super) struct RawSignal {
     /// Annualise Sharpe with sqrt(periods_per_year) (e.g. 252 for daily bars); off by default.
     pub(super) periods_per_year: Option<f64>,
     /// Put a floor under eps at the round-trip cost of a trade: (spread + commission + slippage) × price.
-    #[serde(default)]
-    pub(super) zone_from_costs: bool,
+    /// On by default when those are given; `false` keeps them for the book's costs only.
+    pub(super) zone_from_costs: Option<bool>,
+    /// Round-trip costs as fractions of price; when given they are the book's costs too (one
+    /// unit of one-way turnover costs half their sum), and `cost_bps` must not be.
     pub(super) spread: Option<f64>,
     pub(super) commission: Option<f64>,
     pub(super) slippage: Option<f64>,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::error::{backticked, closest, explain, ConfigError, Locator};
 use super::schema::{RawZone, ZONE_KEYS};
+use crate::zone::fit::Method;
 use crate::zone::grr::GrrMethod;
 use crate::zone::scale::ScaleSpec;
 use crate::zone::well::Well;
@@ -102,6 +103,57 @@ pub(super) fn build_well(
     let mut all = keys.clone();
     all.insert("well".into(), shape);
     Well::deserialize(toml::Value::Table(all)).map_err(at_well)
+}
+
+/// Refuses a well the fit method ignores: only `robust_rls` weights residuals by the well, so a
+/// `well` (or a well parameter) written in `[section]` with any other method would silently do
+/// nothing. `zone` are the keys of that table the zone does not name itself (the well's);
+/// `method_at` is where the method was chosen, when the well was not written with it.
+pub(super) fn check_well_used(
+    loc: &Locator<'_>,
+    section: &str,
+    zone: &toml::Table,
+    method: Method,
+    method_at: Option<&str>,
+) -> Result<(), ConfigError> {
+    if method == Method::RobustRls || zone.is_empty() {
+        return Ok(());
+    }
+    let name = toml::Value::try_from(method)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let why = match method {
+        Method::Rls => "the L2 baseline: every residual has weight 1",
+        _ => "a set-membership fit: it does not move inside ±eps, whatever the well",
+    };
+    let key = if zone.contains_key("well") {
+        "well".to_string()
+    } else {
+        zone.keys().next().cloned().unwrap_or_default()
+    };
+    let help =
+        "remove `well` and its parameters from this table, or set [fit] method = \"robust_rls\"";
+    match method_at {
+        Some(fit) => Err(loc.key_error(
+            fit,
+            "method",
+            format!(
+                "= \"{name}\" ignores the well of [{section}] ({why}); only `robust_rls` uses wells"
+            ),
+            Some(format!(
+                "set method = \"robust_rls\" here, or remove `well` and its parameters from [{section}]"
+            )),
+        )),
+        None => Err(loc.key_error(
+            section,
+            &key,
+            format!(
+                "is ignored by [fit] method = \"{name}\" ({why}); only `robust_rls` uses wells"
+            ),
+            Some(help.into()),
+        )),
+    }
 }
 
 /// `[zone.scale]`; for `kind = "grr"` the sigma may come from a study file:

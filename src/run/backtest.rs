@@ -27,6 +27,7 @@ use crate::io::replay::{FileFormat, FileSource, ParquetSink};
 use crate::pipeline::{Accepted, KeyParamError, Processor, ProcessorConfig};
 use crate::record::{EventBody, EventKind, Invalid, Payload, RecordKind};
 use crate::run::summary;
+use crate::signal::active::{ActiveBook, ActiveReport};
 use crate::signal::compensate::Trigger;
 use crate::signal::perf::Portfolio;
 
@@ -154,6 +155,10 @@ pub struct Summary {
     pub baseline: RunStats,
     /// 1 - strategy turnover / baseline turnover (bars; null when the baseline did not trade).
     pub turnover_reduction: Option<f64>,
+    /// Bars: active return, tracking error and information ratio of the strategy against the
+    /// L2 baseline and against buy-and-hold (see `signal::active`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<ActiveReport>,
     /// Events per kind, counted by polars from `events.parquet` (a second count, independent of
     /// the processor's counters).
     pub events_by_kind: BTreeMap<String, u64>,
@@ -375,6 +380,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         charts: crate::run::collect::Charts::new(cfg.output.report_keys),
         bar: progress_bar(opts.progress, source.total_hint()),
         rows: 0,
+        active: ActiveBook::default(),
     };
     drive(&mut source, &mut replay, DriveOptions::default()).map_err(BacktestError::Flow)?;
     let Replay {
@@ -383,6 +389,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         charts,
         bar,
         rows,
+        active,
     } = replay;
     bar.finish_and_clear();
     let (processor, sink, _) = strategy.flow.into_parts();
@@ -391,6 +398,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     let counters = *processor.counters();
     let keys = processor.key_count();
     let key_stats = charts.key_stats(&processor);
+    let active = (record == RecordKind::Bar).then(|| active.finish(keys, cfg.periods_per_year));
     let strategy_stats = stats(
         &processor,
         strategy.portfolio,
@@ -448,6 +456,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         strategy: strategy_stats,
         baseline: baseline_stats,
         turnover_reduction,
+        active,
         events_by_kind,
         per_key,
         periods_per_year: cfg.periods_per_year,
@@ -473,6 +482,7 @@ struct Replay {
     charts: crate::run::collect::Charts,
     bar: indicatif::ProgressBar,
     rows: u64,
+    active: ActiveBook,
 }
 
 impl Stage for Replay {
@@ -480,6 +490,14 @@ impl Stage for Replay {
         self.rows += 1;
         let acc = self.strategy.step(&item)?;
         let base = self.baseline.step(&item)?;
+        if let (Ok(rec), Some(a)) = (&item.record, &acc) {
+            if let Payload::Bar(bar) = rec.payload {
+                let b = base.as_ref().map_or(0.0, |b| b.book.gross - b.book.cost);
+                let keys = self.strategy.flow.processor().key_count();
+                let net = a.book.gross - a.book.cost;
+                self.active.add(rec.key, rec.ts, bar.close, net, b, keys);
+            }
+        }
         if let Ok(rec) = &item.record {
             self.charts.record(
                 rec,

@@ -189,6 +189,52 @@ impl Charts {
                     SummaryRow::new("hit rate", a.hit_rate, b.hit_rate)
                         .with_format(ValueFormat::Percent),
                 );
+                if let Some(act) = &s.active {
+                    let opt = |x: Option<f64>| x.unwrap_or(f64::NAN);
+                    let (vb, vh, bh) = (
+                        &act.vs_baseline,
+                        &act.vs_buy_and_hold,
+                        &act.baseline_vs_buy_and_hold,
+                    );
+                    let per = if s.periods_per_year.is_some() {
+                        "annualised"
+                    } else {
+                        "per period"
+                    };
+                    summary.push(
+                        SummaryRow::new("active return vs L2", vb.active_return, f64::NAN)
+                            .with_note(format!("mean strategy − baseline return, {per}")),
+                    );
+                    summary.push(
+                        SummaryRow::new(
+                            "information ratio vs L2",
+                            opt(vb.information_ratio),
+                            f64::NAN,
+                        )
+                        .with_note(format!(
+                            "active return / tracking error; tracking error {} {per}",
+                            fmt_opt(vb.tracking_error)
+                        )),
+                    );
+                    summary.push(
+                        SummaryRow::new(
+                            "active return vs buy & hold",
+                            vh.active_return,
+                            bh.active_return,
+                        )
+                        .with_note("buy & hold: each key long 1 notional from its first bar"),
+                    );
+                    summary.push(SummaryRow::new(
+                        "tracking error vs buy & hold",
+                        opt(vh.tracking_error),
+                        opt(bh.tracking_error),
+                    ));
+                    summary.push(SummaryRow::new(
+                        "information ratio vs buy & hold",
+                        opt(vh.information_ratio),
+                        opt(bh.information_ratio),
+                    ));
+                }
             }
             RecordKind::Measurement => {
                 summary.push(
@@ -280,4 +326,9 @@ impl Charts {
             ],
         }
     }
+}
+
+/// A value for a note, `n/a` when undefined.
+fn fmt_opt(x: Option<f64>) -> String {
+    x.map_or("n/a".to_string(), |v| format!("{v:.4}"))
 }

@@ -81,6 +81,9 @@ pub fn describe(s: &Summary, out: &Path) -> String {
             if let Some(r) = s.turnover_reduction {
                 let _ = writeln!(t, "turnover reduction vs baseline: {:.1} %", 100.0 * r);
             }
+            if let Some(act) = &s.active {
+                active_rows(&mut t, act, s.periods_per_year.is_some());
+            }
         }
         crate::record::RecordKind::Measurement => {
             let row = |t: &mut String, name: &str, x: Option<u64>, y: Option<u64>| {
@@ -116,6 +119,37 @@ pub fn describe(s: &Summary, out: &Path) -> String {
         out.join("summary.json").display()
     );
     t
+}
+
+/// Active return, tracking error and information ratio: the strategy against the L2 baseline
+/// and against buy-and-hold, and the baseline against buy-and-hold for comparison.
+fn active_rows(t: &mut String, a: &crate::signal::active::ActiveReport, annual: bool) {
+    // Per-period active returns and tracking errors are small: scientific notation.
+    let e = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.3e}"));
+    let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    let per = if annual { "annualised" } else { "per period" };
+    let _ = writeln!(
+        t,
+        "{:<22}{:>14}{:>14}{:>14}",
+        format!("active ({per})"),
+        "vs L2",
+        "vs buy&hold",
+        "L2 vs b&h"
+    );
+    let stats = [
+        &a.vs_baseline,
+        &a.vs_buy_and_hold,
+        &a.baseline_vs_buy_and_hold,
+    ];
+    let rows: [(&str, [Option<f64>; 3]); 3] = [
+        ("active return", stats.map(|s| Some(s.active_return))),
+        ("tracking error", stats.map(|s| s.tracking_error)),
+        ("information ratio", stats.map(|s| s.information_ratio)),
+    ];
+    for (i, (name, v)) in rows.into_iter().enumerate() {
+        let g = if i < 2 { e } else { f };
+        let _ = writeln!(t, "{name:<22}{:>14}{:>14}{:>14}", g(v[0]), g(v[1]), g(v[2]));
+    }
 }
 
 /// Runs the demo into `out` (`out/data`, `out/market`, `out/sensor`).

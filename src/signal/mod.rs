@@ -1,6 +1,7 @@
 //! Decisions from a fit — pure: trend direction, positions and costs, tool compensation with its
-//! outlier gate and residual chart, performance.
+//! outlier gate and residual chart, performance, and active statistics against benchmarks.
 
+pub mod active;
 pub mod book;
 pub mod chart;
 pub mod compensate;

@@ -64,6 +64,11 @@ impl Perf {
         self.n
     }
 
+    /// Mean return per period (0 before the first period).
+    pub fn mean(&self) -> f64 {
+        self.mean
+    }
+
     /// Sample standard deviation (ddof = 1); `None` below two periods.
     pub fn std(&self) -> Option<f64> {
         (self.n >= 2).then(|| (self.m2 / (self.n - 1) as f64).sqrt())
