@@ -9,27 +9,26 @@
 //! `true_value` column (generated data) the same offsets shift the truth, and parts truly out
 //! of tolerance are counted beside those measured out.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Instant;
-
-use serde::Serialize;
 
 use crate::config::{Config, InputKind};
 use crate::error::Failure;
-use crate::flow::{
-    drive, Discard, DriveOptions, Flow, FlowError, Item, NoCheckpoint, Sink, Source, Stage,
-};
+use crate::flow::{drive, Discard, DriveOptions, FlowError, Item, Source, Stage};
 use crate::io::parquet::{SinkError, SourceError, SourceOptions};
 use crate::io::replay::{FileFormat, FileSource, ParquetSink};
-use crate::pipeline::{Accepted, KeyParamError, Processor, ProcessorConfig};
-use crate::record::{EventBody, EventKind, Invalid, Payload, RecordKind};
+use crate::pipeline::KeyParamError;
+use crate::record::{Invalid, Payload, RecordKind};
 use crate::run::summary;
-use crate::signal::active::{ActiveBook, ActiveReport};
-use crate::signal::compensate::Trigger;
-use crate::signal::perf::Portfolio;
+use crate::signal::active::ActiveBook;
+
+mod lane;
+mod results;
+
+use lane::{stats, Lane};
+pub(crate) use results::Thin;
+pub use results::{Rejected, RunStats, Summary};
 
 /// Why a backtest could not run.
 #[derive(Debug, thiserror::Error)]
@@ -95,237 +94,6 @@ pub struct BacktestOptions {
     pub progress: bool,
     /// Write `report.html`.
     pub report: bool,
-}
-
-/// One method's results (`strategy` or `baseline` in `summary.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
-pub struct RunStats {
-    pub turnover: f64,
-    pub rebalances: u64,
-    pub gross_return: f64,
-    pub costs: f64,
-    pub net_return: f64,
-    pub sharpe: f64,
-    pub max_drawdown: f64,
-    pub hit_rate: f64,
-    pub dead_zone_ratio: f64,
-    pub update_rate: f64,
-    pub trend_events: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compensations: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub out_of_tolerance: Option<u64>,
-    /// Parts whose true value (ground truth of generated data, after the offsets) is outside
-    /// the tolerance; only when the input has a `true_value` column.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub truly_out_of_tolerance: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spc_alarms: Option<u64>,
-    /// Measurements set aside by the outlier gate (strategy only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gated: Option<u64>,
-    /// Tool changes seen in the `tool` column (strategy only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool_changes: Option<u64>,
-    /// Steps detected without a tool column (strategy only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub steps: Option<u64>,
-}
-
-/// Records that were not processed, by reason.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
-pub struct Rejected {
-    pub invalid: BTreeMap<String, u64>,
-    pub out_of_order: u64,
-    pub duplicate: u64,
-}
-
-/// `summary.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    pub rows: u64,
-    pub keys: usize,
-    pub elapsed_s: f64,
-    pub rows_per_s: f64,
-    pub record: RecordKind,
-    pub input: String,
-    pub accepted: u64,
-    pub rejected: Rejected,
-    pub strategy: RunStats,
-    pub baseline: RunStats,
-    /// 1 - strategy turnover / baseline turnover (bars; null when the baseline did not trade).
-    pub turnover_reduction: Option<f64>,
-    /// Bars: active return, tracking error and information ratio of the strategy against the
-    /// L2 baseline and against buy-and-hold (see `signal::active`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub active: Option<ActiveReport>,
-    /// Events per kind, counted by polars from `events.parquet` (a second count, independent of
-    /// the processor's counters).
-    pub events_by_kind: BTreeMap<String, u64>,
-    /// Per-key fit statistics from `fit.parquet` (polars), when fit rows were written.
-    pub per_key: Vec<summary::KeyFitStats>,
-    pub periods_per_year: Option<f64>,
-}
-
-/// Keeps at most `cap` evenly spaced samples of an unbounded stream: when full, every other
-/// sample is dropped and the stride doubles. Memory stays O(cap) for any run length.
-#[derive(Debug, Clone)]
-pub(crate) struct Thin<T> {
-    cap: usize,
-    stride: u64,
-    seen: u64,
-    pub items: Vec<T>,
-}
-
-impl<T> Thin<T> {
-    pub(crate) fn new(cap: usize) -> Self {
-        Self {
-            cap: cap.max(2),
-            stride: 1,
-            seen: 0,
-            items: Vec::new(),
-        }
-    }
-
-    pub(crate) fn push(&mut self, item: T) {
-        if self.seen % self.stride == 0 {
-            self.items.push(item);
-            if self.items.len() >= self.cap {
-                let mut i = 0;
-                self.items.retain(|_| {
-                    i += 1;
-                    i % 2 == 1
-                });
-                self.stride *= 2;
-            }
-        }
-        self.seen += 1;
-    }
-}
-
-/// One method (strategy or baseline) being replayed: a flow plus what the backtest adds around
-/// it — the closed loop of tool offsets and the portfolio's per-period returns.
-struct Lane<K: Sink> {
-    flow: Flow<K, NoCheckpoint>,
-    portfolio: Portfolio,
-    /// Measurements: the tool offset applied so far per key (closed loop), and the key's tool.
-    offsets: HashMap<Box<str>, (f64, Option<u32>)>,
-    /// Whether any record carried a true value.
-    truth: bool,
-}
-
-impl<K: Sink> Lane<K> {
-    fn new(cfg: ProcessorConfig, file: &Path, sink: K) -> Result<Self, BacktestError> {
-        let processor = Processor::new(Arc::new(cfg)).map_err(|source| BacktestError::Params {
-            config: file.to_path_buf(),
-            source,
-        })?;
-        Ok(Self {
-            flow: Flow::new(processor, sink, NoCheckpoint),
-            portfolio: Portfolio::default(),
-            offsets: HashMap::new(),
-            truth: false,
-        })
-    }
-
-    /// Runs one record through this lane, its measurement shifted by the key's offsets so far;
-    /// the caller's item is never changed.
-    fn step(&mut self, item: &Item<'_>) -> Result<Option<Accepted>, FlowError> {
-        let mut item = item.clone();
-        if let Ok(rec) = &mut item.record {
-            if let Payload::Measurement(m) = &mut rec.payload {
-                let slot = match self.offsets.get_mut(rec.key) {
-                    Some(s) => s,
-                    None => self.offsets.entry(rec.key.into()).or_insert((0.0, m.tool)),
-                };
-                if m.tool.is_some() && m.tool != slot.1 {
-                    // A new tool, touched off at nominal: the old tool's wear offset is gone.
-                    *slot = (0.0, m.tool);
-                }
-                m.value += slot.0;
-                m.true_value = m.true_value.map(|v| v + slot.0);
-                self.truth |= m.true_value.is_some();
-            }
-        }
-        let submitted = self.flow.submit(item.clone())?;
-        let acc = submitted.result.ok();
-        let Ok(rec) = &item.record else {
-            return Ok(acc);
-        };
-        for e in submitted.events {
-            if let EventBody::ToolCompensation { offset, .. } = e.body {
-                if let Some(slot) = self.offsets.get_mut(rec.key) {
-                    slot.0 += offset;
-                }
-            }
-        }
-        if let Some(acc) = &acc {
-            let net = acc.book.gross - acc.book.cost;
-            let keys = self.flow.processor().key_count();
-            self.portfolio.add(rec.ts, net, keys);
-        }
-        Ok(acc)
-    }
-}
-
-/// One method's results from its processor's state and its portfolio.
-fn stats(
-    processor: &Processor,
-    portfolio: Portfolio,
-    record: RecordKind,
-    periods_per_year: Option<f64>,
-    truth: bool,
-) -> RunStats {
-    let keys = processor.key_count();
-    let c = *processor.counters();
-    let mut s = RunStats::default();
-    let (mut records, mut updates, mut inside, mut oot) = (0u64, 0u64, 0u64, 0u64);
-    let (mut true_oot, mut gated, mut tools, mut steps) = (0u64, 0u64, 0u64, 0u64);
-    // In key order: float sums must not depend on the hash map's order.
-    let mut cores: Vec<_> = processor.keys().collect();
-    cores.sort_unstable_by_key(|&(name, _)| name);
-    for (_, core) in cores {
-        s.turnover += core.book.turnover;
-        s.gross_return += core.book.gross;
-        s.costs += core.book.costs;
-        s.rebalances += core.book.trades;
-        let fc = core.fit_counts();
-        records += fc.records;
-        updates += fc.updates;
-        inside += fc.inside;
-        oot += core.out_of_tolerance;
-        true_oot += core.truly_out_of_tolerance;
-        gated += core.control.gate.gated;
-        steps += core.control.gate.steps;
-        tools += core.control.tool.changes;
-    }
-    s.net_return = s.gross_return - s.costs;
-    let perf = portfolio.finish(keys);
-    s.sharpe = perf.sharpe(periods_per_year);
-    s.max_drawdown = perf.max_drawdown();
-    s.hit_rate = perf.hit_rate();
-    let ratio = |a: u64| {
-        if records == 0 {
-            0.0
-        } else {
-            a as f64 / records as f64
-        }
-    };
-    s.dead_zone_ratio = ratio(inside);
-    s.update_rate = ratio(updates);
-    s.trend_events = c.events_of(EventKind::Trend);
-    if record == RecordKind::Measurement {
-        s.compensations = Some(c.events_of(EventKind::ToolCompensation));
-        s.out_of_tolerance = Some(oot);
-        s.truly_out_of_tolerance = truth.then_some(true_oot);
-        s.spc_alarms = Some(c.events_of(EventKind::SpcAlarm));
-        if processor.config().defaults.comp.trigger == Trigger::Predictive {
-            s.gated = Some(gated);
-            s.steps = Some(steps);
-            s.tool_changes = Some(tools);
-        }
-    }
-    s
 }
 
 /// The format of a replay's files: `[input] kind`, or — for a Kafka config replayed with

@@ -1,0 +1,139 @@
+//! One method (strategy or baseline) of a backtest: its flow, the closed loop of tool offsets,
+//! the portfolio, and the method's results at the end.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::flow::{Flow, FlowError, Item, NoCheckpoint, Sink};
+use crate::pipeline::{Accepted, Processor, ProcessorConfig};
+use crate::record::{EventBody, EventKind, Payload, RecordKind};
+use crate::signal::compensate::Trigger;
+use crate::signal::perf::Portfolio;
+
+use super::{BacktestError, RunStats};
+
+/// One method (strategy or baseline) being replayed: a flow plus what the backtest adds around
+/// it — the closed loop of tool offsets and the portfolio's per-period returns.
+pub(super) struct Lane<K: Sink> {
+    pub(super) flow: Flow<K, NoCheckpoint>,
+    pub(super) portfolio: Portfolio,
+    /// Measurements: the tool offset applied so far per key (closed loop), and the key's tool.
+    offsets: HashMap<Box<str>, (f64, Option<u32>)>,
+    /// Whether any record carried a true value.
+    pub(super) truth: bool,
+}
+
+impl<K: Sink> Lane<K> {
+    pub(super) fn new(cfg: ProcessorConfig, file: &Path, sink: K) -> Result<Self, BacktestError> {
+        let processor = Processor::new(Arc::new(cfg)).map_err(|source| BacktestError::Params {
+            config: file.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            flow: Flow::new(processor, sink, NoCheckpoint),
+            portfolio: Portfolio::default(),
+            offsets: HashMap::new(),
+            truth: false,
+        })
+    }
+
+    /// Runs one record through this lane, its measurement shifted by the key's offsets so far;
+    /// the caller's item is never changed.
+    pub(super) fn step(&mut self, item: &Item<'_>) -> Result<Option<Accepted>, FlowError> {
+        let mut item = item.clone();
+        if let Ok(rec) = &mut item.record {
+            if let Payload::Measurement(m) = &mut rec.payload {
+                let slot = match self.offsets.get_mut(rec.key) {
+                    Some(s) => s,
+                    None => self.offsets.entry(rec.key.into()).or_insert((0.0, m.tool)),
+                };
+                if m.tool.is_some() && m.tool != slot.1 {
+                    // A new tool, touched off at nominal: the old tool's wear offset is gone.
+                    *slot = (0.0, m.tool);
+                }
+                m.value += slot.0;
+                m.true_value = m.true_value.map(|v| v + slot.0);
+                self.truth |= m.true_value.is_some();
+            }
+        }
+        let submitted = self.flow.submit(item.clone())?;
+        let acc = submitted.result.ok();
+        let Ok(rec) = &item.record else {
+            return Ok(acc);
+        };
+        for e in submitted.events {
+            if let EventBody::ToolCompensation { offset, .. } = e.body {
+                if let Some(slot) = self.offsets.get_mut(rec.key) {
+                    slot.0 += offset;
+                }
+            }
+        }
+        if let Some(acc) = &acc {
+            let net = acc.book.gross - acc.book.cost;
+            let keys = self.flow.processor().key_count();
+            self.portfolio.add(rec.ts, net, keys);
+        }
+        Ok(acc)
+    }
+}
+
+/// One method's results from its processor's state and its portfolio.
+pub(super) fn stats(
+    processor: &Processor,
+    portfolio: Portfolio,
+    record: RecordKind,
+    periods_per_year: Option<f64>,
+    truth: bool,
+) -> RunStats {
+    let keys = processor.key_count();
+    let c = *processor.counters();
+    let mut s = RunStats::default();
+    let (mut records, mut updates, mut inside, mut oot) = (0u64, 0u64, 0u64, 0u64);
+    let (mut true_oot, mut gated, mut tools, mut steps) = (0u64, 0u64, 0u64, 0u64);
+    // In key order: float sums must not depend on the hash map's order.
+    let mut cores: Vec<_> = processor.keys().collect();
+    cores.sort_unstable_by_key(|&(name, _)| name);
+    for (_, core) in cores {
+        s.turnover += core.book.turnover;
+        s.gross_return += core.book.gross;
+        s.costs += core.book.costs;
+        s.rebalances += core.book.trades;
+        let fc = core.fit_counts();
+        records += fc.records;
+        updates += fc.updates;
+        inside += fc.inside;
+        oot += core.out_of_tolerance;
+        true_oot += core.truly_out_of_tolerance;
+        gated += core.control.gate.gated;
+        steps += core.control.gate.steps;
+        tools += core.control.tool.changes;
+    }
+    s.net_return = s.gross_return - s.costs;
+    let perf = portfolio.finish(keys);
+    s.sharpe = perf.sharpe(periods_per_year);
+    s.max_drawdown = perf.max_drawdown();
+    s.hit_rate = perf.hit_rate();
+    let ratio = |a: u64| {
+        if records == 0 {
+            0.0
+        } else {
+            a as f64 / records as f64
+        }
+    };
+    s.dead_zone_ratio = ratio(inside);
+    s.update_rate = ratio(updates);
+    s.trend_events = c.events_of(EventKind::Trend);
+    if record == RecordKind::Measurement {
+        s.compensations = Some(c.events_of(EventKind::ToolCompensation));
+        s.out_of_tolerance = Some(oot);
+        s.truly_out_of_tolerance = truth.then_some(true_oot);
+        s.spc_alarms = Some(c.events_of(EventKind::SpcAlarm));
+        if processor.config().defaults.comp.trigger == Trigger::Predictive {
+            s.gated = Some(gated);
+            s.steps = Some(steps);
+            s.tool_changes = Some(tools);
+        }
+    }
+    s
+}
