@@ -120,17 +120,8 @@ impl Processor {
     /// The key's state, created from its parameters on first sight (keys appear lazily).
     fn state_mut(&mut self, key: &str) -> Result<&mut KeyState, ParamError> {
         if !self.keys.contains_key(key) {
-            let params = self.cfg.params_for(key).clone();
-            let core = KeyCore::new(&params)?;
-            self.keys.insert(
-                key.into(),
-                KeyState {
-                    name: Arc::from(key),
-                    params,
-                    core,
-                    changed: false,
-                },
-            );
+            let core = KeyCore::new(self.cfg.params_for(key))?;
+            self.insert(key, core);
         }
         Ok(self.keys.get_mut(key).expect("inserted above"))
     }
@@ -202,16 +193,17 @@ impl Processor {
 
     /// Replaces (or creates) a key's state, e.g. from a checkpoint.
     pub fn restore(&mut self, key: &str, core: KeyCore) {
-        let params = self.cfg.params_for(key).clone();
-        self.keys.insert(
-            key.into(),
-            KeyState {
-                name: Arc::from(key),
-                params,
-                core,
-                changed: false,
-            },
-        );
+        self.insert(key, core);
+    }
+
+    fn insert(&mut self, key: &str, core: KeyCore) {
+        let state = KeyState {
+            name: Arc::from(key),
+            params: self.cfg.params_for(key).clone(),
+            core,
+            changed: false,
+        };
+        self.keys.insert(key.into(), state);
     }
 
     /// Forgets a key (e.g. its partition was revoked).
