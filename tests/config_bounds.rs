@@ -39,3 +39,53 @@ fn kafka_intervals_beyond_a_day_are_refused_at_their_line() {
         assert!(t.contains(help), "{t}");
     }
 }
+
+const SENSOR: &str = "[input]\npath = \"x\"\nrecord = \"measurement\"\n[compensation]\n";
+
+#[test]
+fn tolerances_must_be_finite_and_ordered() {
+    for (lines, key, line) in [
+        ("nominal = nan\n", "nominal", 5),
+        ("lsl = -inf\n", "lsl", 5),
+        ("usl = 0.0\nlsl = -inf\n", "lsl", 6),
+        ("usl = inf\n", "usl", 5),
+        ("lsl = 1.0\nusl = 1.0\n", "lsl", 5),
+        ("lsl = 2.0\nusl = 1.0\n", "lsl", 5),
+    ] {
+        let e = err(&format!("{SENSOR}{lines}"));
+        let t = e.to_string();
+        assert_eq!(e.at, Some((line, 1)), "{lines}: {t}");
+        assert!(t.contains(key) && t.contains("[compensation]"), "{t}");
+    }
+    // A key's own table is checked the same way.
+    let e = err(&format!(
+        "{SENSOR}lsl = 0.0\n[keys.\"A\".compensation]\nnominal = nan\n"
+    ));
+    assert_eq!(e.at, Some((7, 1)), "{e}");
+    parse(
+        &format!("{SENSOR}lsl = 0.0\nusl = 1.0\nnominal = 0.4\n"),
+        Path::new("run.toml"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_dead_letter_topic_that_is_read_or_written_is_refused() {
+    for (extra, clash) in [
+        ("dlq_topic = \"bars\"\n", "bars"),
+        ("dlq_topic = \"bars2\"\n", "bars2"),
+        ("dlq_topic = \"events\"\n", "events"),
+        ("dlq_topic = \"st\"\nchangelog_topic = \"st\"\n", "st"),
+        ("dlq_topic = \"g-state\"\n", "g-state"),
+    ] {
+        let e = err(&daemon(extra, ""));
+        let t = e.to_string();
+        assert_eq!(e.at, Some((9, 1)), "{extra}: {t}");
+        assert!(t.contains("dlq_topic") && t.contains(clash), "{t}");
+    }
+    parse(
+        &daemon("dlq_topic = \"bars-dlq\"\n", ""),
+        Path::new("run.toml"),
+    )
+    .unwrap();
+}

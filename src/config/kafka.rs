@@ -186,6 +186,7 @@ pub(super) fn check_kafka(
             Some("add topic = \"events\" to [output]".into()),
         ));
     }
+    check_dlq(loc, input, output)?;
     check_intervals(loc, kafka)?;
     let pairs = kafka.property_pairs().map_err(|name| {
         loc.key_error(
@@ -216,6 +217,55 @@ pub(super) fn check_kafka(
         ));
     }
     Ok(())
+}
+
+/// The dead-letter topic must be none the daemon reads or writes otherwise: as an input topic
+/// each bad record would come back, be refused and be copied again, for ever; as the events or
+/// changelog topic it would mix raw records into them.
+fn check_dlq(
+    loc: &Locator<'_>,
+    input: &InputConfig,
+    output: &OutputConfig,
+) -> Result<(), ConfigError> {
+    let group = input.group.as_deref().unwrap_or_default();
+    let dlq = output
+        .dlq_topic
+        .clone()
+        .unwrap_or_else(|| default_dlq_topic(group));
+    let changelog = output
+        .changelog_topic
+        .clone()
+        .unwrap_or_else(|| default_changelog_topic(group));
+    let inputs = input.topic.iter().chain(input.topics.iter().flatten());
+    let clash = if inputs.clone().any(|t| *t == dlq) {
+        Some(
+            "an input topic: each bad record would be read back and dead-lettered again, in a loop",
+        )
+    } else if output.topic.as_deref() == Some(dlq.as_str()) {
+        Some("the events topic: raw bad records would be mixed into the events")
+    } else if changelog == dlq {
+        Some("the changelog topic: raw bad records would be restored as state")
+    } else {
+        None
+    };
+    let own = match default_dlq_topic(group) {
+        d if d == dlq => format!("{group}-dead-letters"),
+        d => d,
+    };
+    match clash {
+        Some(why) => Err(loc.key_error(
+            "output",
+            "dlq_topic",
+            match output.dlq_topic {
+                Some(_) => format!("`{dlq}` is also {why}"),
+                None => format!("`{dlq}` (the default for group `{group}`) is also {why}"),
+            },
+            Some(format!(
+                "give the dead letters their own topic, e.g. dlq_topic = \"{own}\""
+            )),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The longest checkpoint interval and shutdown timeout: one day. Larger values would overflow
