@@ -41,3 +41,45 @@ fn run_refuses_a_file_config() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("needs [input] kind = \"kafka\""), "{err}");
 }
+
+/// Issue 9, finding 2: a truncated or corrupt Parquet input is the user's bad input (exit 2),
+/// named, with what is wrong with it.
+#[test]
+fn backtest_refuses_a_truncated_or_corrupt_parquet_file() {
+    use deadband::run::gen::{self, GenKind, GenOptions};
+    let dir = std::env::temp_dir().join(format!("deadband-cli-{}-trunc", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.parquet");
+    gen::write(GenKind::Market, &GenOptions::new(2, 20_000, 3), &good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let n = bytes.len();
+    // Cut in half (no footer), cut the last byte (broken magic), and garbage in the pages
+    // under an intact footer.
+    let mut garbage = bytes.clone();
+    garbage[8..n / 2].iter_mut().for_each(|b| *b = 0xA5);
+    let cases = [
+        ("half.parquet", bytes[..n / 2].to_vec()),
+        ("cut.parquet", bytes[..n - 1].to_vec()),
+        ("garbage.parquet", garbage),
+    ];
+    for (name, data) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, data).unwrap();
+        let out_dir = dir.join(format!("out-{name}"));
+        let (code, err) = run(&[
+            "backtest",
+            "--config",
+            "config/market-atr.toml",
+            "--input",
+            file.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(
+            err.contains(name) && err.contains("corrupt or truncated"),
+            "{name}: {err}"
+        );
+    }
+}

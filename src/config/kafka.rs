@@ -186,14 +186,8 @@ pub(super) fn check_kafka(
             Some("add topic = \"events\" to [output]".into()),
         ));
     }
-    if kafka.checkpoint_interval_ms == 0 {
-        return Err(loc.key_error(
-            "kafka",
-            "checkpoint_interval_ms",
-            "must be at least 1".into(),
-            Some("1000 (one second) is a good start".into()),
-        ));
-    }
+    check_dlq(loc, input, output)?;
+    check_intervals(loc, kafka)?;
     let pairs = kafka.property_pairs().map_err(|name| {
         loc.key_error(
             "kafka.properties",
@@ -220,6 +214,85 @@ pub(super) fn check_kafka(
             "listen",
             format!("`{}` is not an address", metrics.listen),
             Some("write host:port, e.g. listen = \"127.0.0.1:9464\"".into()),
+        ));
+    }
+    Ok(())
+}
+
+/// The dead-letter topic must be none the daemon reads or writes otherwise: as an input topic
+/// each bad record would come back, be refused and be copied again, for ever; as the events or
+/// changelog topic it would mix raw records into them.
+fn check_dlq(
+    loc: &Locator<'_>,
+    input: &InputConfig,
+    output: &OutputConfig,
+) -> Result<(), ConfigError> {
+    let group = input.group.as_deref().unwrap_or_default();
+    let dlq = output
+        .dlq_topic
+        .clone()
+        .unwrap_or_else(|| default_dlq_topic(group));
+    let changelog = output
+        .changelog_topic
+        .clone()
+        .unwrap_or_else(|| default_changelog_topic(group));
+    let inputs = input.topic.iter().chain(input.topics.iter().flatten());
+    let clash = if inputs.clone().any(|t| *t == dlq) {
+        Some(
+            "an input topic: each bad record would be read back and dead-lettered again, in a loop",
+        )
+    } else if output.topic.as_deref() == Some(dlq.as_str()) {
+        Some("the events topic: raw bad records would be mixed into the events")
+    } else if changelog == dlq {
+        Some("the changelog topic: raw bad records would be restored as state")
+    } else {
+        None
+    };
+    let own = match default_dlq_topic(group) {
+        d if d == dlq => format!("{group}-dead-letters"),
+        d => d,
+    };
+    match clash {
+        Some(why) => Err(loc.key_error(
+            "output",
+            "dlq_topic",
+            match output.dlq_topic {
+                Some(_) => format!("`{dlq}` is also {why}"),
+                None => format!("`{dlq}` (the default for group `{group}`) is also {why}"),
+            },
+            Some(format!(
+                "give the dead letters their own topic, e.g. dlq_topic = \"{own}\""
+            )),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The longest checkpoint interval and shutdown timeout: one day. Larger values would overflow
+/// `Instant` arithmetic in the daemon (a panic at the first revoke) and are never meant.
+pub const MAX_CHECKPOINT_INTERVAL_MS: u64 = 86_400_000;
+pub const MAX_SHUTDOWN_TIMEOUT_S: u64 = 86_400;
+
+/// `[kafka]` durations: at least 1 ms between checkpoints, at most a day for either.
+fn check_intervals(loc: &Locator<'_>, kafka: &KafkaConfig) -> Result<(), ConfigError> {
+    let ms = kafka.checkpoint_interval_ms;
+    if ms == 0 || ms > MAX_CHECKPOINT_INTERVAL_MS {
+        return Err(loc.key_error(
+            "kafka",
+            "checkpoint_interval_ms",
+            format!(
+                "must be at least 1 and at most {MAX_CHECKPOINT_INTERVAL_MS} (one day), got {ms}"
+            ),
+            Some("1000 (one second) is a good start".into()),
+        ));
+    }
+    let s = kafka.shutdown_timeout_s;
+    if s > MAX_SHUTDOWN_TIMEOUT_S {
+        return Err(loc.key_error(
+            "kafka",
+            "shutdown_timeout_s",
+            format!("must be at most {MAX_SHUTDOWN_TIMEOUT_S} (one day), got {s}"),
+            Some("30 (seconds) is the default; raise it only as far as a shutdown may take".into()),
         ));
     }
     Ok(())

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::book::bar_return;
 use super::perf::{Perf, Portfolio};
 
 /// A tracking error at most this fraction of the active return is rounding noise of a constant
@@ -86,12 +87,15 @@ impl HoldLong {
     /// PnL of this bar for the exposure held into it.
     pub fn on_close(&mut self, close: f64) -> f64 {
         let pnl = match self.last_close {
-            Some(prev) => {
-                let r = close / prev - 1.0;
-                let pnl = self.exposure * r;
-                self.exposure *= 1.0 + r;
-                pnl
-            }
+            // An overflowing or absurd return counts 0 and leaves the exposure (see `book`).
+            Some(prev) => match bar_return(prev, close) {
+                Some(r) if (self.exposure * (1.0 + r)).is_finite() => {
+                    let pnl = self.exposure * r;
+                    self.exposure *= 1.0 + r;
+                    pnl
+                }
+                _ => 0.0,
+            },
             None => {
                 self.exposure = 1.0;
                 0.0

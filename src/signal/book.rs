@@ -9,11 +9,25 @@
 //!   `weight × direction × strength` (`sizing = "strength"`); `weight` defaults to 1 (equal
 //!   weights). The book trades to the target only when `|target - e| > band` (the no-trade
 //!   band), or when the target is flat and the book is not (exits are never skipped).
+//! * A return that is not finite (a close of 1e-300 followed by 1e10 overflows) or larger than
+//!   [`MAX_RETURN`] in size is taken as a data error: the bar contributes no PnL and does not drift
+//!   the exposure, so the pending order re-bases the exposure to the target. No NaN or infinity
+//!   reaches the exposure, the totals, the events or the key's saved state.
 //! * One-way turnover of a trade is `|to - from|`; its cost is `turnover × cost_bps / 10⁴`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::zone::ParamError;
+
+/// Largest bar-to-bar return taken as a price move (a million-fold); see the module notes.
+pub const MAX_RETURN: f64 = 1e6;
+
+/// `close / prev - 1`, or `None` when it is not finite or beyond [`MAX_RETURN`].
+#[inline]
+pub fn bar_return(prev: f64, close: f64) -> Option<f64> {
+    let r = close / prev - 1.0;
+    (r.is_finite() && r.abs() <= MAX_RETURN).then_some(r)
+}
 
 /// How a trend becomes a target position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -124,10 +138,13 @@ impl Book {
     #[inline]
     pub fn on_close(&mut self, spec: &BookSpec, close: f64) -> BookStep {
         let mut step = BookStep::default();
-        if let Some(prev) = self.last_close {
-            let r = close / prev - 1.0;
-            step.gross = self.exposure * r;
-            self.exposure *= 1.0 + r;
+        if let Some(r) = self.last_close.and_then(|prev| bar_return(prev, close)) {
+            let gross = self.exposure * r;
+            let drifted = self.exposure * (1.0 + r);
+            if gross.is_finite() && drifted.is_finite() && (self.gross + gross).is_finite() {
+                step.gross = gross;
+                self.exposure = drifted;
+            }
         }
         self.last_close = Some(close);
         if let Some(target) = self.pending.take() {

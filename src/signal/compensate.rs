@@ -151,6 +151,18 @@ impl CompSpec {
         if self.step_parts == 0 {
             return Err(ParamError::new("step_parts", "must be at least 1, got 0"));
         }
+        for (param, v) in [
+            ("nominal", self.nominal),
+            ("lsl", self.lsl),
+            ("usl", self.usl),
+        ] {
+            if let Some(v) = v.filter(|v| !v.is_finite()) {
+                return Err(ParamError::new(
+                    param,
+                    format!("must be a finite number in measurement units, got {v}"),
+                ));
+            }
+        }
         if let (Some(l), Some(u)) = (self.lsl, self.usl) {
             if !(l < u) {
                 return Err(ParamError::new(

@@ -41,13 +41,15 @@ impl Default for Perf {
 }
 
 impl Perf {
-    /// Adds one period's return.
+    /// Adds one period's return; a non-finite one counts as 0 (the books never form one, see
+    /// `signal::book`), and the equity saturates at the largest finite value.
     pub fn push(&mut self, r: f64) {
+        let r = if r.is_finite() { r } else { 0.0 };
         self.n += 1;
         let d = r - self.mean;
         self.mean += d / self.n as f64;
         self.m2 += d * (r - self.mean);
-        self.equity *= 1.0 + r;
+        self.equity = (self.equity * (1.0 + r)).min(f64::MAX);
         self.peak = self.peak.max(self.equity);
         if self.peak > 0.0 {
             self.max_drawdown = self.max_drawdown.min(self.equity / self.peak - 1.0);

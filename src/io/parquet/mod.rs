@@ -80,10 +80,10 @@ pub enum SourceError {
         file: PathBuf,
         source: std::io::Error,
     },
-    #[error("{file}: not a readable Parquet file: {source}; check that it was written completely")]
+    #[error("{file}: not a readable Parquet file, it looks corrupt or truncated: {source}; write it again, completely, or check that it is a Parquet file")]
     Parquet { file: PathBuf, source: ParquetError },
     #[error(
-        "{file}: reading a record batch failed: {source}; the file may be truncated or corrupt"
+        "{file}: reading a record batch failed, the file looks corrupt or truncated: {source}; write it again, completely"
     )]
     Read { file: PathBuf, source: ArrowError },
     #[error("{file}: required column `{column}` for {kind} records is missing (columns found: {found}); add it, rename the column, or set the record kind that matches the file")]
@@ -151,11 +151,14 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    /// Problems with the input the user can fix (exit code 2), as opposed to IO failures and
-    /// corrupt files (1). A CSV syntax error counts as fixable; a failed read does not.
+    /// Problems with the input the user can fix (exit code 2), as opposed to failures of the
+    /// machine (1). A CSV syntax error and a corrupt or truncated Parquet file are bad input;
+    /// a failed read of the disk (other than an unexpected end of file) is not.
     pub fn is_bad_input(&self) -> bool {
         match self {
             SourceError::Csv { source, .. } => !matches!(source.kind(), ::csv::ErrorKind::Io(_)),
+            SourceError::Parquet { source, .. } => !parquet_io_failure(source),
+            SourceError::Read { source, .. } => !arrow_io_failure(source),
             _ => matches!(
                 self,
                 SourceError::BadPattern { .. }
@@ -169,6 +172,31 @@ impl SourceError {
                     | SourceError::CsvUnsorted { .. }
             ),
         }
+    }
+}
+
+/// Whether an IO error is the machine's (a read failure) rather than the file's own end.
+fn machine_io(e: &std::io::Error) -> bool {
+    e.kind() != std::io::ErrorKind::UnexpectedEof
+}
+
+/// Whether a Parquet error comes from the disk rather than from the file's bytes.
+fn parquet_io_failure(e: &ParquetError) -> bool {
+    match e {
+        ParquetError::External(inner) => inner.downcast_ref().is_some_and(machine_io),
+        _ => false,
+    }
+}
+
+/// Whether an Arrow error met while decoding comes from the disk rather than the file's bytes.
+fn arrow_io_failure(e: &ArrowError) -> bool {
+    match e {
+        ArrowError::IoError(_, inner) => machine_io(inner),
+        ArrowError::ExternalError(inner) => {
+            inner.downcast_ref().is_some_and(machine_io)
+                || inner.downcast_ref().is_some_and(parquet_io_failure)
+        }
+        _ => false,
     }
 }
 
