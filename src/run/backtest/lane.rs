@@ -41,8 +41,8 @@ impl<K: Sink> Lane<K> {
     /// Runs one record through this lane, its measurement shifted by the key's offsets so far;
     /// the caller's item is never changed.
     pub(super) fn step(&mut self, item: &Item<'_>) -> Result<Option<Accepted>, FlowError> {
-        let mut item = item.clone();
-        if let Ok(rec) = &mut item.record {
+        let mut shifted = item.clone();
+        if let Ok(rec) = &mut shifted.record {
             if let Payload::Measurement(m) = &mut rec.payload {
                 let slot = match self.offsets.get_mut(rec.key) {
                     Some(s) => s,
@@ -57,8 +57,9 @@ impl<K: Sink> Lane<K> {
                 self.truth |= m.true_value.is_some();
             }
         }
-        let submitted = self.flow.submit(item.clone())?;
+        let submitted = self.flow.submit(shifted)?;
         let acc = submitted.result.ok();
+        // Key and time are the caller's: only the measured value was shifted.
         let Ok(rec) = &item.record else {
             return Ok(acc);
         };
