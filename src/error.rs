@@ -49,8 +49,22 @@ impl Failure for BadArgs {
     }
 }
 
-// Which failures of each command are the user's to fix. Kept together: this is the CLI's exit
-// policy, and the modules that define these errors need not know about exit codes.
+// Which failures are the user's to fix, for the error types of config, the file IO and the
+// commands: kept together as the CLI's exit policy, so those modules need not know about exit
+// codes. Types made for the flow seam (FlowError, DeliveryError, ...) implement it beside their
+// definition.
+
+impl Failure for crate::io::parquet::SourceError {
+    fn is_user_error(&self) -> bool {
+        self.is_bad_input()
+    }
+}
+
+impl Failure for crate::io::parquet::SinkError {
+    fn is_user_error(&self) -> bool {
+        false
+    }
+}
 
 impl Failure for crate::config::ConfigError {
     fn is_user_error(&self) -> bool {

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use crate::error::Failure;
 use crate::flow::{FlowError, Item, Pulled, Sink, Source, Step};
 use crate::record::{Event, FitRow, Record, RecordKind};
 
@@ -13,18 +12,6 @@ use super::csv::CsvSource;
 use super::parquet::{
     EventWriter, FitWriter, ParquetSource, SinkError, SourceError, SourceOptions,
 };
-
-impl Failure for SourceError {
-    fn is_user_error(&self) -> bool {
-        self.is_bad_input()
-    }
-}
-
-impl Failure for SinkError {
-    fn is_user_error(&self) -> bool {
-        false
-    }
-}
 
 /// The file formats a replay reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
