@@ -32,7 +32,7 @@ log="$(mktemp)"
 status=0
 cargo test --release --all-targets 2>&1 | tee "$log" || status=$?
 broker_log="$(mktemp)"
-cargo test --release --test daemon --test report -- --ignored --skip throughput 2>&1 \
+cargo test --release --test daemon --test faults --test report -- --ignored --skip throughput --test-threads=1 2>&1 \
     | tee "$broker_log" || status=$?
 awk '
     FNR == 1 { file++ }

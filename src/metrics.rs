@@ -10,7 +10,7 @@
 //! | path | answer |
 //! |---|---|
 //! | `GET /metrics` | 200, `text/plain; version=0.0.4; charset=utf-8`, the exposition below |
-//! | `GET /healthz` | 200 `ok` while the process runs (liveness) |
+//! | `GET /healthz` | 200 `ok` while the process works; 503 `failing: REASON` after a fatal error or a dead worker |
 //! | `GET /readyz` | 200 `ready` after [`Metrics::set_ready`]`(true)`, else 503 `not ready` |
 //! | anything else | 404 |
 //!
@@ -152,6 +152,8 @@ pub struct Metrics {
     checkpoint_duration: ::metrics::Histogram,
     ready_gauge: Gauge,
     ready: AtomicBool,
+    /// Why the daemon is failing (`/healthz` 503 with it), or `None` while healthy.
+    unhealthy: Mutex<Option<String>>,
     /// Lag per topic and partition; rendered into a fresh recorder so revoked partitions vanish.
     lag: Mutex<BTreeMap<String, BTreeMap<i32, i64>>>,
     latency: Mutex<Latency>,
@@ -243,6 +245,7 @@ impl Metrics {
             checkpoint_duration,
             ready_gauge,
             ready: AtomicBool::new(false),
+            unhealthy: Mutex::new(None),
             lag: Mutex::new(BTreeMap::new()),
             latency: Mutex::new(Latency::new()),
             latency_window: window,
@@ -339,6 +342,28 @@ impl Metrics {
     /// Whether [`Metrics::set_ready`] last set `true`.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the process as failing (a fatal error or a dead worker): `/healthz` answers 503
+    /// with `reason` (the first one kept) and `/readyz` 503 from here on.
+    pub fn set_unhealthy(&self, reason: &str) {
+        let mut u = self
+            .unhealthy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if u.is_none() {
+            *u = Some(reason.to_string());
+        }
+        drop(u);
+        self.set_ready(false);
+    }
+
+    /// `None` while healthy, else why not.
+    pub fn health(&self) -> Option<String> {
+        self.unhealthy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Renders every metric in the Prometheus text exposition format (version 0.0.4).

@@ -9,7 +9,7 @@ use deadband::config::{parse, ConfigError};
 /// A Kafka config: the `[input]`, `[output]` and `[kafka]` lines, one per line from line 1.
 fn daemon(output_extra: &str, kafka: &str) -> String {
     format!(
-        "[input]\nkind = \"kafka\"\nbrokers = \"b:9092\"\ntopics = [\"bars\", \"bars2\"]\n\
+        "[input]\nkind = \"kafka\"\nbrokers = \"b:9092\"\ntopic = \"bars\"\n\
          group = \"g\"\n[output]\nkind = \"kafka\"\ntopic = \"events\"\n{output_extra}\
          [kafka]\n{kafka}"
     )
@@ -73,7 +73,6 @@ fn tolerances_must_be_finite_and_ordered() {
 fn a_dead_letter_topic_that_is_read_or_written_is_refused() {
     for (extra, clash) in [
         ("dlq_topic = \"bars\"\n", "bars"),
-        ("dlq_topic = \"bars2\"\n", "bars2"),
         ("dlq_topic = \"events\"\n", "events"),
         ("dlq_topic = \"st\"\nchangelog_topic = \"st\"\n", "st"),
         ("dlq_topic = \"g-state\"\n", "g-state"),
@@ -88,4 +87,22 @@ fn a_dead_letter_topic_that_is_read_or_written_is_refused() {
         Path::new("run.toml"),
     )
     .unwrap();
+}
+
+/// Issue 9, finding 8: two input topics would share changelog partitions by number (keys of
+/// the same name collide, and so would their resume positions and event ids): refused, with
+/// the fix.
+#[test]
+fn a_daemon_reads_one_input_topic() {
+    for (line, key) in [
+        ("topics = [\"bars\", \"bars2\"]", "topics"),
+        ("topic = \"bars\"\ntopics = [\"bars2\"]", "topics"),
+    ] {
+        let src = daemon("", "").replace("topic = \"bars\"", line);
+        let t = err(&src).to_string();
+        assert!(t.contains(key) && t.contains("reads 2 topics"), "{t}");
+        assert!(t.contains("one daemon per topic"), "{t}");
+    }
+    let one = daemon("", "").replace("topic = \"bars\"", "topics = [\"bars\"]");
+    parse(&one, Path::new("run.toml")).unwrap();
 }

@@ -36,8 +36,17 @@ band = 0.0
 "#;
 
 fn processor() -> Processor {
-    let cfg = parse(MARKET, Path::new("flow.toml")).expect("config");
+    processor_of(MARKET)
+}
+
+fn processor_of(src: &str) -> Processor {
+    let cfg = parse(src, Path::new("flow.toml")).expect("config");
     Processor::new(Arc::new(cfg.processor)).expect("params")
+}
+
+/// MARKET with late records accepted (applied in arrival order) instead of dropped.
+fn accepting() -> String {
+    MARKET.replace("path = \"x\"", "path = \"x\"\nout_of_order = \"accept\"")
 }
 
 /// Deterministic random walks (xorshift) with trends, so events of every kind happen.
@@ -65,6 +74,7 @@ fn bars(keys: usize, per_key: usize) -> Vec<(String, i64, Bar)> {
                     low: lo.max(0.5),
                     close,
                     volume: None,
+                    true_trend: None,
                 },
             ));
             *p = close;
@@ -130,6 +140,8 @@ struct Plan {
 struct Durable {
     events: Vec<Event>,
     state: HashMap<String, Vec<u8>>,
+    /// The position the flushed state reflects (`Checkpoint::store_position`).
+    position: Option<u64>,
     committed: Option<u64>,
     log: Vec<&'static str>,
     checkpoints: usize,
@@ -171,6 +183,7 @@ impl Sink for MemSink {
 
 struct MemStore {
     pending: Vec<(String, Vec<u8>)>,
+    pending_position: Option<u64>,
     durable: Rc<RefCell<Durable>>,
     plan: Option<Plan>,
 }
@@ -191,7 +204,14 @@ impl Checkpoint for MemStore {
             return Err(Crash);
         }
         self.durable.borrow_mut().log.push("store");
-        self.pending.push((key.to_string(), state::encode(core)));
+        self.pending
+            .push((key.to_string(), state::encode(core, "flow-test")));
+        Ok(())
+    }
+
+    fn store_position(&mut self, next: u64) -> Result<(), Crash> {
+        self.durable.borrow_mut().log.push("position");
+        self.pending_position = Some(next);
         Ok(())
     }
 
@@ -202,6 +222,9 @@ impl Checkpoint for MemStore {
         let mut d = self.durable.borrow_mut();
         d.log.push("flush_state");
         d.state.extend(self.pending.drain(..));
+        if let Some(p) = self.pending_position.take() {
+            d.position = Some(p);
+        }
         Ok(())
     }
 
@@ -224,11 +247,25 @@ fn run(
     plan: Option<Plan>,
     batch: usize,
 ) -> Result<u64, FlowError> {
-    let mut p = processor();
+    run_with(MARKET, recs, durable, plan, batch)
+}
+
+/// [`run`] under the configuration `src`.
+fn run_with(
+    src: &str,
+    recs: &[(String, i64, Bar)],
+    durable: &Rc<RefCell<Durable>>,
+    plan: Option<Plan>,
+    batch: usize,
+) -> Result<u64, FlowError> {
+    let mut p = processor_of(src);
     let start = {
         let d = durable.borrow();
         for (k, bytes) in &d.state {
-            p.restore(k, state::decode(bytes).expect("snapshot decodes"));
+            p.restore(
+                k,
+                state::decode(bytes, "flow-test").expect("snapshot decodes"),
+            );
         }
         d.committed.unwrap_or(0) as usize
     };
@@ -239,10 +276,15 @@ fn run(
     };
     let store = MemStore {
         pending: Vec::new(),
+        pending_position: None,
         durable: durable.clone(),
         plan,
     };
+    let resume = durable.borrow().position;
     let mut flow = Flow::new(p, sink, store);
+    if let Some(position) = resume {
+        flow.resume_at(position);
+    }
     let mut source = VecSource { recs, pos: start };
     let opts = DriveOptions {
         batch,
@@ -273,6 +315,7 @@ fn checkpoint_steps_run_in_order() {
         "store",
         "store",
         "store",
+        "position",
         "flush_state",
         "commit",
     ];
@@ -340,6 +383,7 @@ fn a_crash_between_records_replays_from_the_last_commit() {
             },
             MemStore {
                 pending: Vec::new(),
+                pending_position: None,
                 durable: durable.clone(),
                 plan: None,
             },
@@ -363,4 +407,40 @@ fn a_crash_between_records_replays_from_the_last_commit() {
     durable.borrow_mut().checkpoints = 0;
     run(&recs, &durable, None, 50).expect("resumed");
     assert_eq!(by_id(&durable.borrow().events), want);
+}
+
+/// Issue 9, finding 9: with `out_of_order = "accept"`, records read again after a crash between
+/// the state flush and the commit are late for the restored state and would be applied a second
+/// time (shifting every later id). The position stored with the state skips them.
+#[test]
+fn a_crash_after_the_state_flush_does_not_apply_records_twice_when_late_ones_are_accepted() {
+    let src = accepting();
+    let recs = bars(3, 300);
+    let clean = Rc::new(RefCell::new(Durable::default()));
+    run_with(&src, &recs, &clean, None, 97).expect("uninterrupted run");
+    let want = by_id(&clean.borrow().events);
+    let checkpoints = clean.borrow().checkpoints;
+    for at in [1, 2, checkpoints / 2, checkpoints - 1] {
+        let durable = Rc::new(RefCell::new(Durable::default()));
+        let err = run_with(
+            &src,
+            &recs,
+            &durable,
+            Some(Plan {
+                at,
+                step: Step::Commit,
+            }),
+            97,
+        )
+        .expect_err("the planned crash happens");
+        assert_eq!(err.step, Step::Commit);
+        assert!(
+            durable.borrow().position > durable.borrow().committed,
+            "the state is ahead of the commit: records will be read again"
+        );
+        durable.borrow_mut().checkpoints = 0;
+        run_with(&src, &recs, &durable, None, 97).expect("resumed run");
+        let got = by_id(&durable.borrow().events);
+        assert_eq!(got, want, "crash at checkpoint {at} before the commit");
+    }
 }

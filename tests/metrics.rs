@@ -944,6 +944,17 @@ async fn http_endpoints_answer_report_readiness_and_stop_on_shutdown() {
         Some(4.0)
     );
 
+    // A fatal error turns liveness and readiness off, with the first reason.
+    m.set_ready(true);
+    m.set_unhealthy("partition worker in/0 panicked: boom");
+    m.set_unhealthy("a later, secondary failure");
+    let r = request(addr, "GET", "/healthz").await;
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("in/0 panicked: boom"), "{}", r.body);
+    assert_eq!(request(addr, "GET", "/readyz").await.status, 503);
+    let exp = parse_ok(&request(addr, "GET", "/metrics").await.body);
+    assert_eq!(exp.value("deadband_ready", &[]), Some(0.0));
+
     stop.send(()).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {

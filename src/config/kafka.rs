@@ -168,6 +168,34 @@ pub(super) fn check_kafka(
             ));
         }
     }
+    let topics: Vec<&String> = input
+        .topic
+        .iter()
+        .chain(input.topics.iter().flatten())
+        .collect();
+    if topics.len() > 1 {
+        // Each input partition keeps its state in the changelog partition of the same number,
+        // with its resume position under one marker key: two topics would share both, mixing
+        // keys of the same name and overwriting each other's position.
+        let key = if input.topics.is_some() {
+            "topics"
+        } else {
+            "topic"
+        };
+        return Err(loc.key_error(
+            "input",
+            key,
+            format!(
+                "reads {} topics; a daemon reads one (their partitions would share changelog \
+                 partitions, keys of the same name and event ids)",
+                topics.len()
+            ),
+            Some(format!(
+                "run one daemon per topic, each with its own group, e.g. topic = \"{}\"",
+                topics[0]
+            )),
+        ));
+    }
     if let Some(f) = &input.format {
         if f != "json" {
             return Err(loc.key_error(

@@ -6,12 +6,24 @@ use crate::pipeline::KeyCore;
 use super::sink::Never;
 
 /// Stores keyed state and commits positions. [`crate::flow::Flow::checkpoint`] calls these in a
-/// fixed order — `store` for each changed key, `flush`, then `commit` — after the sink flushed.
+/// fixed order — `store` for each changed key, `store_position`, `flush`, then `commit` — after
+/// the sink flushed.
 pub trait Checkpoint {
     type Error: Failure;
 
     /// Stores one key's state (may buffer until `flush`).
     fn store(&mut self, key: &str, state: &KeyCore) -> Result<(), Self::Error>;
+
+    /// Stores, with the keys' states, that they reflect every record before position `next`
+    /// (may buffer until `flush`). On a restart the driver skips the records before it that are
+    /// read again (those between this position and an older commit): their effects are in the
+    /// restored state and their events are out already. Without it, such records would reach
+    /// the processor a second time — harmless when it drops late records as duplicates, applied
+    /// twice under `out_of_order = "accept"`. The default stores nothing (replays start over).
+    fn store_position(&mut self, next: u64) -> Result<(), Self::Error> {
+        let _ = next;
+        Ok(())
+    }
 
     /// Makes the stored states durable.
     fn flush(&mut self) -> Result<(), Self::Error>;

@@ -4,15 +4,16 @@
 //! # The checkpoint order, and why
 //!
 //! 1. **flush the sink** — every event (and dead letter) of the records taken so far is durable;
-//! 2. **store the changed keys' state** — each key touched since the last checkpoint;
+//! 2. **store the changed keys' state** — each key touched since the last checkpoint — and the
+//!    position they reflect (a restart skips the records before it that it reads again);
 //! 3. **flush the state store**;
 //! 4. **commit the position** after the last record taken.
 //!
 //! A crash before 1 completes loses nothing: the records since the last commit are read again
 //! and their events are emitted again, identical (ids are deterministic). A crash between 1 and
 //! 4 replays records whose events are already out: with the state of step 3 restored, the
-//! processor rejects them as duplicates or late (same or older `ts` than the key's last record),
-//! and without it (crash before 3) it re-emits the identical events. State is never ahead of the
+//! flow skips them (they are before the stored position), and without it (crash before 3) the
+//! processor re-emits the identical events. State is never ahead of the
 //! events it implies and the position never ahead of the state, so the result after any crash
 //! is the uninterrupted result plus identical duplicates (at-least-once).
 
@@ -99,6 +100,10 @@ pub struct Flow<K: Sink, C: Checkpoint> {
     /// Position after the last record taken, and after the last one committed.
     next: Option<u64>,
     committed: Option<u64>,
+    /// Position stored with the state at the last checkpoint.
+    stored: Option<u64>,
+    /// Records before this position are already in the restored state: skipped.
+    resume: u64,
 }
 
 impl<K: Sink, C: Checkpoint> Flow<K, C> {
@@ -110,7 +115,16 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
             events: Vec::with_capacity(16),
             next: None,
             committed: None,
+            stored: None,
+            resume: 0,
         }
+    }
+
+    /// Skips the records before `position`: the restored state already reflects them (the
+    /// position the checkpoint stored with it, see [`Checkpoint::store_position`]).
+    pub fn resume_at(&mut self, position: u64) {
+        self.resume = position;
+        self.stored = Some(position);
     }
 
     pub fn processor(&self) -> &Processor {
@@ -143,6 +157,11 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
         self.next
     }
 
+    /// Position after the last record committed by this flow.
+    pub fn committed_position(&self) -> Option<u64> {
+        self.committed
+    }
+
     /// The parts, for a driver that finishes the sink itself (closing files).
     pub fn into_parts(self) -> (Processor, K, C) {
         (self.processor, self.sink, self.checkpoint)
@@ -151,6 +170,14 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
     /// Takes one record: processes it and hands its events, fit row or reject to the sink.
     pub fn submit(&mut self, item: Item<'_>) -> Result<Submitted<'_>, FlowError> {
         self.events.clear();
+        if item.pos < self.resume {
+            // Read again after a restart; its effects are in the restored state.
+            self.next = Some(item.pos + 1);
+            return Ok(Submitted {
+                result: Err(Reject::Duplicate),
+                events: &self.events,
+            });
+        }
         let emit = |e| FlowError::new(Step::Emit, e);
         let result = match &item.record {
             Err(bad) => {
@@ -206,6 +233,12 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
         self.processor
             .drain_changed(|key, state| store.store(key, state))
             .map_err(|e| FlowError::new(Step::Store, e))?;
+        if let Some(next) = self.next.filter(|&n| Some(n) != self.stored) {
+            self.checkpoint
+                .store_position(next)
+                .map_err(|e| FlowError::new(Step::Store, e))?;
+            self.stored = Some(next);
+        }
         self.checkpoint
             .flush()
             .map_err(|e| FlowError::new(Step::FlushState, e))?;

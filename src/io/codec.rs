@@ -315,6 +315,7 @@ pub fn decode(bytes: &[u8], kind: RecordKind) -> Result<Decoded<'_>, DecodeError
                 low: required("low", &w.low)?,
                 close: required("close", &w.close)?,
                 volume: number("volume", &w.volume)?,
+                true_trend: None,
             })
         }
         RecordKind::Measurement => {

@@ -51,8 +51,16 @@ async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoRespon
     )
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+/// 200 `ok` while the process works; 503 with the reason once a fatal error or a dead worker
+/// has been recorded (the process is then stopping).
+async fn healthz(State(metrics): State<Arc<Metrics>>) -> (StatusCode, String) {
+    match metrics.health() {
+        None => (StatusCode::OK, "ok".into()),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failing: {reason}"),
+        ),
+    }
 }
 
 async fn readyz(State(metrics): State<Arc<Metrics>>) -> (StatusCode, &'static str) {

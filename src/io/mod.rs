@@ -7,5 +7,6 @@ pub mod http;
 pub mod kafka;
 pub mod parquet;
 pub mod replay;
+pub mod staging;
 pub mod state;
 pub mod study_csv;

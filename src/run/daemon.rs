@@ -12,10 +12,13 @@
 //! - the tokio runtime serves `/metrics` and waits for SIGTERM/SIGINT or a fatal error.
 //!
 //! The checkpoint order and why it makes the daemon at-least-once with identical duplicates is
-//! written once, in `flow::stage`. Choices made here: a failed event delivery is fatal (exit 1,
-//! offsets not committed past it) because committing would lose events; a failed commit is
-//! retried at the next checkpoint; the changelog topic needs at least as many partitions as the
-//! input topic.
+//! written once, in `flow::stage`. Choices made here: a failed delivery (events, dead letters,
+//! changelog) or restore is never committed past — the partition goes back to its last durable
+//! point (state from the changelog, consumer sought to the committed offset) and tries again,
+//! waiting 0.5 s doubling to 30 s, so a broker outage is waited out; five minutes of consecutive
+//! failure stop the daemon (exit 1). A failed commit is retried at the next checkpoint; a worker
+//! panic stops the daemon. The changelog topic needs at least as many partitions as the input
+//! topic.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,7 +35,10 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{default_changelog_topic, default_dlq_topic, Config};
 use crate::flow::{drive, DriveOptions, Flow, FlowError, Item, Stage};
-use crate::io::kafka::{self, ChangelogCheckpoint, KafkaIoError, KafkaSink, PartitionSource, Work};
+use crate::io::kafka::{
+    self, ChangelogCheckpoint, Fence, KafkaIoError, KafkaSink, PartitionSource, Work,
+};
+use crate::io::state::{self, Fingerprints, StateError};
 use crate::metrics::Metrics;
 use crate::pipeline::{KeyParamError, Processor, ProcessorConfig};
 use crate::record::RecordKind;
@@ -69,6 +75,8 @@ pub enum DaemonError {
     },
     #[error("shutdown did not finish within {0:?}; offsets since the last checkpoint were not committed and will be reprocessed")]
     ShutdownTimeout(Duration),
+    #[error("{what} panicked: {message}; the daemon stops so that its supervisor restarts it (offsets after the last checkpoint are read again)")]
+    Panicked { what: String, message: String },
     #[error("the daemon is not configured: {0}")]
     NotConfigured(String),
 }
@@ -80,6 +88,8 @@ impl DaemonError {
             DaemonError::Kafka(k) => k.is_config(),
             DaemonError::Params(_) | DaemonError::NotConfigured(_) => true,
             DaemonError::Metrics { .. } => true,
+            // Another snapshot version or changed parameters: the user chooses (see the message).
+            DaemonError::Snapshot { source, .. } => !matches!(source, StateError::Decode(_)),
             _ => false,
         }
     }
@@ -98,7 +108,7 @@ struct Shared {
     changelog_topic: String,
     checkpoint_every: Duration,
     stop_timeout: Duration,
-    workers: Mutex<HashMap<Tp, SyncSender<Work>>>,
+    workers: Mutex<HashMap<Tp, (SyncSender<Work>, Fence)>>,
     keys: Mutex<HashMap<Tp, usize>>,
     consumer: OnceLock<Weak<BaseConsumer<Ctx>>>,
     metrics: Arc<Metrics>,
@@ -124,8 +134,12 @@ impl Shared {
         self.metrics.set_ready(ready);
     }
 
+    /// Records the first fatal error and wakes the main task, which stops the daemon (exit 1
+    /// or 2): `/healthz` answers 503 from here on, so a supervisor sees the truth even before
+    /// the process is gone.
     fn set_fatal(&self, e: DaemonError) {
         tracing::error!("{e}");
+        self.metrics.set_unhealthy(&e.to_string());
         let mut f = self.fatal.lock().expect("fatal lock");
         if f.is_none() {
             *f = Some(e);
@@ -149,13 +163,16 @@ impl Shared {
             }
             tracing::info!(topic = %tp.0, partition = tp.1, "assigned");
             let (tx, rx) = sync_channel(CHANNEL_DEPTH);
-            workers.insert(tp.clone(), tx);
+            let fence = Fence::default();
+            workers.insert(tp.clone(), (tx, fence.clone()));
             self.restoring.fetch_add(1, Ordering::SeqCst);
             let shared = self.clone();
             let name = format!("deadband-{}-{}", tp.0, tp.1);
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
                 let source = PartitionSource::new(rx, shared.record, IDLE);
-                if let Err(e) = run_partition(&shared, tp, source) {
+                let what = format!("partition worker {}/{}", tp.0, tp.1);
+                let run = || run_partition(&shared, tp, source, fence);
+                if let Err(e) = supervised(&what, run) {
                     shared.set_fatal(e);
                 }
             });
@@ -169,23 +186,34 @@ impl Shared {
         self.update_ready();
     }
 
-    /// Tells the workers of `tps` to checkpoint and stop, and waits (blocking) for them.
-    fn stop_workers(&self, tps: &[Tp]) {
+    /// Tells the workers of `tps` to checkpoint and stop, and waits (blocking) for them. When
+    /// the assignment was `lost` (the group moved on without us: session timeout), the
+    /// partitions may already have a new owner, so the workers are fenced first and stop without
+    /// writing state or committing; so is a worker that misses the shutdown timeout.
+    fn stop_workers(&self, tps: &[Tp], lost: bool) {
         let mut acks = Vec::new();
         for tp in tps {
-            let Some(tx) = self.workers.lock().expect("workers lock").remove(tp) else {
+            let Some((tx, fence)) = self.workers.lock().expect("workers lock").remove(tp) else {
                 continue;
             };
+            if lost {
+                fence.raise();
+            }
             let (ack_tx, ack_rx) = std::sync::mpsc::channel();
             if tx.send(Work::Stop(ack_tx)).is_ok() {
-                acks.push((tp.clone(), ack_rx));
+                acks.push((tp.clone(), ack_rx, fence));
             }
         }
         let deadline = Instant::now() + self.stop_timeout;
-        for (tp, ack) in acks {
+        for (tp, ack, fence) in acks {
             let left = deadline.saturating_duration_since(Instant::now());
             if ack.recv_timeout(left).is_err() {
-                tracing::warn!(topic = %tp.0, partition = tp.1, "worker did not checkpoint in time");
+                fence.raise();
+                tracing::warn!(
+                    topic = %tp.0,
+                    partition = tp.1,
+                    "worker did not checkpoint in time: fenced, it writes no more state or offsets"
+                );
             }
             self.metrics.remove_partition(&tp.0, tp.1);
             self.keys.lock().expect("keys lock").remove(&tp);
@@ -198,7 +226,7 @@ impl Shared {
             .lock()
             .expect("workers lock")
             .get(&(topic.to_string(), partition))
-            .cloned()
+            .map(|(tx, _)| tx.clone())
     }
 }
 
@@ -208,7 +236,7 @@ struct Ctx(Arc<Shared>);
 impl ClientContext for Ctx {}
 
 impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             // Checkpoint before the partitions go: they are still ours, so the commit counts.
             Rebalance::Revoke(tpl) => {
@@ -217,7 +245,13 @@ impl ConsumerContext for Ctx {
                     .iter()
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
-                self.0.stop_workers(&tps);
+                let lost = c.assignment_lost();
+                if lost {
+                    tracing::warn!(
+                        "assignment lost (session timed out): stopping without a checkpoint"
+                    );
+                }
+                self.0.stop_workers(&tps, lost);
             }
             Rebalance::Error(e) => tracing::warn!("rebalance error: {e}"),
             Rebalance::Assign(_) => {}
@@ -266,18 +300,99 @@ fn run_partition(
     shared: &Arc<Shared>,
     tp: Tp,
     mut source: PartitionSource,
+    fence: Fence,
 ) -> Result<(), DaemonError> {
-    let restored = restore(shared, &tp);
-    shared.restoring.fetch_sub(1, Ordering::SeqCst);
-    shared.update_ready();
-    let processor = restored?;
-    shared.report_keys(&tp, processor.key_count());
+    let mut first_restore = true;
+    let mut retry = Retry::default();
+    loop {
+        let restored = restore(shared, &tp);
+        if std::mem::take(&mut first_restore) {
+            shared.restoring.fetch_sub(1, Ordering::SeqCst);
+            shared.update_ready();
+        }
+        let (processor, position) = match restored {
+            Ok(r) => r,
+            Err(e) if !e.is_config() && retry.again(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        shared.report_keys(&tp, processor.key_count());
+        let mut stage = Metered {
+            flow: partition_flow(shared, &tp, processor, fence.clone()),
+            shared,
+            tp: tp.clone(),
+        };
+        stage.flow.resume_at(position);
+        let opts = DriveOptions {
+            batch: BATCH,
+            checkpoint_every: Some(shared.checkpoint_every),
+        };
+        let started = Instant::now();
+        let result = drive(&mut source, &mut stage, opts);
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(source) => DaemonError::Flow {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                source,
+            },
+        };
+        if fence.is_raised() {
+            tracing::info!(topic = %tp.0, partition = tp.1, "fenced worker stopped: {err}");
+            if let Some(ack) = source.take_stop_ack() {
+                let _ = ack.send(());
+            }
+            return Ok(());
+        }
+        if let Some(ack) = source.take_stop_ack() {
+            // Revoked or stopping: the next owner (or run) resumes from the last commit.
+            tracing::warn!("{err}; the final checkpoint failed, records since the last commit will be read again");
+            let _ = ack.send(());
+            return Ok(());
+        }
+        if err.is_config() {
+            return Err(err);
+        }
+        if started.elapsed() >= RETRY_RESET {
+            retry = Retry::default();
+        }
+        if !retry.again(&err) {
+            return Err(err);
+        }
+        // Back to the last durable point: the committed offset (or where this worker began)
+        // and the changelog's state; the events after it are produced again, identical.
+        let Some(to) = stage.flow.committed_position().or(source.first_position()) else {
+            continue;
+        };
+        let consumer = shared.consumer.get().and_then(Weak::upgrade);
+        let offset = rdkafka::Offset::Offset(i64::try_from(to).unwrap_or(i64::MAX));
+        let sought = consumer.map(|c| c.seek(&tp.0, tp.1, offset, Duration::from_secs(10)));
+        match sought {
+            Some(Ok(())) => source.rewind(to),
+            Some(Err(e)) => {
+                return Err(DaemonError::NotConfigured(format!(
+                    "{}/{}: cannot seek back to offset {to} after a failure: {e}",
+                    tp.0, tp.1
+                )))
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// A partition's flow: events and dead letters to Kafka, state to the changelog.
+fn partition_flow(
+    shared: &Shared,
+    tp: &Tp,
+    processor: Processor,
+    fence: Fence,
+) -> Flow<KafkaSink, ChangelogCheckpoint<Ctx>> {
     let sink = KafkaSink::new(
         shared.producer.clone(),
         shared.out_topic.clone(),
         shared.dlq_topic.clone(),
         tp.clone(),
         shared.metrics.clone(),
+        kafka::message_max_bytes(&shared.base),
     );
     let checkpoint = ChangelogCheckpoint::new(
         shared.producer.clone(),
@@ -285,29 +400,47 @@ fn run_partition(
         tp.clone(),
         shared.consumer.get().cloned().unwrap_or_default(),
         shared.metrics.clone(),
+        Fingerprints::new(shared.processor.clone()),
+        fence,
     );
-    let mut stage = Metered {
-        flow: Flow::new(processor, sink, checkpoint),
-        shared,
-        tp: tp.clone(),
-    };
-    let opts = DriveOptions {
-        batch: BATCH,
-        checkpoint_every: Some(shared.checkpoint_every),
-    };
-    let result = drive(&mut source, &mut stage, opts);
-    if let Some(ack) = source.take_stop_ack() {
-        let _ = ack.send(());
-    }
-    result.map(|_| ()).map_err(|source| DaemonError::Flow {
-        topic: tp.0,
-        partition: tp.1,
-        source,
-    })
+    Flow::new(processor, sink, checkpoint)
 }
 
-/// A processor holding the partition's keys as the changelog has them.
-fn restore(shared: &Shared, (topic, partition): &Tp) -> Result<Processor, DaemonError> {
+/// A partition that keeps failing this long (broker unreachable, deliveries refused) stops the
+/// daemon; shorter outages are waited out by rewinding and retrying.
+const RETRY_FOR: Duration = Duration::from_secs(300);
+/// A run that lasted this long before failing starts the retry budget afresh.
+const RETRY_RESET: Duration = Duration::from_secs(60);
+
+/// Waits between attempts to restart a failed partition: 0.5 s doubling to 30 s, for at most
+/// [`RETRY_FOR`] of consecutive failures.
+#[derive(Default)]
+struct Retry {
+    since: Option<Instant>,
+    wait: Duration,
+}
+
+impl Retry {
+    /// Logs `err`, sleeps, and says whether to try again.
+    fn again(&mut self, err: &DaemonError) -> bool {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() > RETRY_FOR {
+            return false;
+        }
+        self.wait = (self.wait * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+        tracing::warn!(
+            "{err}; restoring the partition from its last checkpoint in {:?} (failing for {:?})",
+            self.wait,
+            since.elapsed()
+        );
+        std::thread::sleep(self.wait);
+        true
+    }
+}
+
+/// A processor holding the partition's keys as the changelog has them, and the position the
+/// states reflect (records before it that are read again are skipped).
+fn restore(shared: &Shared, (topic, partition): &Tp) -> Result<(Processor, u64), DaemonError> {
     let mut processor = Processor::new(shared.processor.clone())?;
     let t0 = Instant::now();
     let snapshot = kafka::read_changelog(
@@ -316,18 +449,25 @@ fn restore(shared: &Shared, (topic, partition): &Tp) -> Result<Processor, Daemon
         *partition,
         RESTORE_TIMEOUT,
     )?;
-    let n = snapshot.len();
+    let mut fingerprints = Fingerprints::new(shared.processor.clone());
+    let mut position = 0;
     for (key, bytes) in snapshot {
-        let core = crate::io::state::decode(&bytes).map_err(|source| DaemonError::Snapshot {
+        let bad = |source| DaemonError::Snapshot {
             topic: shared.changelog_topic.clone(),
             partition: *partition,
             key: key.clone(),
             source,
-        })?;
+        };
+        if key == state::POSITION_KEY {
+            position = state::decode_position(&bytes).map_err(bad)?;
+            continue;
+        }
+        let core = state::decode(&bytes, fingerprints.of(&key)).map_err(bad)?;
         processor.restore(&key, core);
     }
-    tracing::info!(%topic, partition, keys = n, took = ?t0.elapsed(), "restored");
-    Ok(processor)
+    let keys = processor.key_count();
+    tracing::info!(%topic, partition, keys, position, took = ?t0.elapsed(), "restored");
+    Ok((processor, position))
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (exit 0 after a final checkpoint) or a fatal error.
@@ -443,7 +583,7 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
                 .keys()
                 .cloned()
                 .collect();
-            shared.stop_workers(&tps);
+            shared.stop_workers(&tps, false);
             // Dropping the last handle closes the consumer (leaves the group).
             drop(consumer);
         })
@@ -498,5 +638,47 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs `f`, turning a panic into [`DaemonError::Panicked`]: a worker that dies must stop the
+/// daemon (exit 1, restarted by its service manager, resuming from the last checkpoint), never
+/// leave its partition silently unprocessed while the others go on.
+fn supervised(what: &str, f: impl FnOnce() -> Result<(), DaemonError>) -> Result<(), DaemonError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            Err(DaemonError::Panicked {
+                what: what.to_string(),
+                message,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_worker_becomes_a_fatal_error_naming_it() {
+        let r = supervised("partition worker in/3", || panic!("index out of bounds"));
+        match r {
+            Err(e @ DaemonError::Panicked { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("partition worker in/3"), "{msg}");
+                assert!(msg.contains("index out of bounds"), "{msg}");
+                assert!(!e.is_config(), "a panic is a runtime failure (exit 1)");
+            }
+            other => panic!("{other:?}"),
+        }
+        let owned = supervised("w", || panic!("{} items", 3));
+        assert!(owned.unwrap_err().to_string().contains("3 items"));
+        assert!(supervised("w", || Ok(())).is_ok());
     }
 }

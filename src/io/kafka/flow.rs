@@ -1,6 +1,7 @@
 //! Kafka as flow parts: one input partition as a [`Source`], events and dead letters as a
 //! [`Sink`], the compacted changelog plus offset commits as a [`Checkpoint`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -11,9 +12,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::deliveries::{Deliveries, DeliveryError};
-use super::dlq_headers;
+use super::dlq::{dead_letter, Origin};
 use crate::flow::{Checkpoint, FlowError, Item, Pulled, Raw, Sink, Source, Undecodable};
 use crate::io::codec::{decode, encode_event};
+use crate::io::state::Fingerprints;
 use crate::metrics::Metrics;
 use crate::pipeline::KeyCore;
 use crate::record::{Event, Invalid, RecordKind};
@@ -35,6 +37,10 @@ pub struct PartitionSource {
     idle: Duration,
     stop_ack: Option<Sender<()>>,
     ended: bool,
+    /// After a rewind: messages are dropped until the one at this offset (see [`Self::rewind`]).
+    skip_until: Option<i64>,
+    /// Offset of the first message this source handed out.
+    first: Option<u64>,
 }
 
 impl PartitionSource {
@@ -46,7 +52,20 @@ impl PartitionSource {
             idle,
             stop_ack: None,
             ended: false,
+            skip_until: None,
+            first: None,
         }
+    }
+
+    /// Offset of the first message handed out, if any.
+    pub fn first_position(&self) -> Option<u64> {
+        self.first
+    }
+
+    /// After the consumer was sought back to `offset`: the messages still queued from before
+    /// (all past `offset`) are dropped until the one at `offset` arrives again.
+    pub fn rewind(&mut self, offset: u64) {
+        self.skip_until = i64::try_from(offset).ok();
     }
 
     /// The acknowledgement to send once the final checkpoint is done (after a `Stop`).
@@ -84,7 +103,12 @@ impl Source for PartitionSource {
                         Pulled::Records(n)
                     });
                 }
+                Work::Msg(m) if self.skip_until.is_some_and(|s| m.offset() != s) => {}
                 Work::Msg(m) => {
+                    self.skip_until = None;
+                    if self.first.is_none() {
+                        self.first = u64::try_from(m.offset()).ok();
+                    }
                     let raw = Raw {
                         key: m.key(),
                         payload: m.payload(),
@@ -132,6 +156,8 @@ pub struct KafkaSink {
     deliveries: Deliveries,
     buf: Vec<u8>,
     metrics: Arc<Metrics>,
+    /// The producer's `message.max.bytes`: larger dead letters are cut (see `dlq.rs`).
+    max_message_bytes: usize,
 }
 
 impl KafkaSink {
@@ -141,6 +167,7 @@ impl KafkaSink {
         dlq_topic: String,
         (input_topic, partition): (String, i32),
         metrics: Arc<Metrics>,
+        max_message_bytes: usize,
     ) -> Self {
         Self {
             producer,
@@ -151,6 +178,7 @@ impl KafkaSink {
             deliveries: Deliveries::default(),
             buf: Vec::with_capacity(512),
             metrics,
+            max_message_bytes,
         }
     }
 
@@ -182,14 +210,32 @@ impl Sink for KafkaSink {
         reason: Invalid,
         detail: &str,
     ) -> Result<(), DeliveryError> {
-        let offset = i64::try_from(pos).unwrap_or(i64::MAX);
-        let headers = dlq_headers(detail, &self.input_topic, self.partition, offset);
+        let origin = Origin {
+            topic: &self.input_topic,
+            partition: self.partition,
+            offset: i64::try_from(pos).unwrap_or(i64::MAX),
+        };
+        let letter = dead_letter(
+            raw.key,
+            raw.payload,
+            detail,
+            &origin,
+            self.max_message_bytes,
+        );
+        if letter.truncated {
+            tracing::warn!(
+                topic = %self.input_topic,
+                partition = self.partition,
+                offset = origin.offset,
+                "dead letter larger than message.max.bytes: its copy is cut (size and hash in headers)"
+            );
+        }
         let mut r: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.dlq_topic).headers(headers);
-        if let Some(k) = raw.key {
+            FutureRecord::to(&self.dlq_topic).headers(letter.headers);
+        if let Some(k) = letter.key {
             r = r.key(k);
         }
-        if let Some(p) = raw.payload {
+        if let Some(p) = letter.payload {
             r = r.payload(p);
         }
         self.deliveries.send(&self.producer, r, "dlq")?;
@@ -202,10 +248,29 @@ impl Sink for KafkaSink {
     }
 }
 
+/// Raised when a partition worker must no longer write its changelog or commit: the partition
+/// was lost to another owner, or the worker missed the shutdown timeout on revoke.
+#[derive(Debug, Clone, Default)]
+pub struct Fence(Arc<AtomicBool>);
+
+impl Fence {
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Changed keys' state to the compacted changelog (same partition number as the input), then
 /// the input offset committed synchronously.
 pub struct ChangelogCheckpoint<C: ConsumerContext + 'static> {
     producer: FutureProducer,
+    /// Each snapshot carries its key's parameter fingerprint, checked at restore.
+    fingerprints: Fingerprints,
+    /// Once raised, nothing more is written or committed.
+    fence: Fence,
     changelog: String,
     input_topic: String,
     partition: i32,
@@ -221,9 +286,13 @@ impl<C: ConsumerContext + 'static> ChangelogCheckpoint<C> {
         (input_topic, partition): (String, i32),
         consumer: Weak<BaseConsumer<C>>,
         metrics: Arc<Metrics>,
+        fingerprints: Fingerprints,
+        fence: Fence,
     ) -> Self {
         Self {
             producer,
+            fingerprints,
+            fence,
             changelog,
             input_topic,
             partition,
@@ -234,11 +303,27 @@ impl<C: ConsumerContext + 'static> ChangelogCheckpoint<C> {
     }
 }
 
+impl<C: ConsumerContext + 'static> ChangelogCheckpoint<C> {
+    fn check_fence(&self) -> Result<(), DeliveryError> {
+        if self.fence.is_raised() {
+            return Err(DeliveryError {
+                topic: self.changelog.clone(),
+                problem: format!(
+                    "{}/{} is no longer ours (revoked or lost): no state written, no offset committed",
+                    self.input_topic, self.partition
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl<C: ConsumerContext + 'static> Checkpoint for ChangelogCheckpoint<C> {
     type Error = DeliveryError;
 
     fn store(&mut self, key: &str, state: &KeyCore) -> Result<(), DeliveryError> {
-        let bytes = crate::io::state::encode(state);
+        self.check_fence()?;
+        let bytes = crate::io::state::encode(state, self.fingerprints.of(key));
         let r = FutureRecord::to(&self.changelog)
             .partition(self.partition)
             .key(key.as_bytes())
@@ -250,6 +335,16 @@ impl<C: ConsumerContext + 'static> Checkpoint for ChangelogCheckpoint<C> {
         Ok(())
     }
 
+    fn store_position(&mut self, next: u64) -> Result<(), DeliveryError> {
+        self.check_fence()?;
+        let bytes = crate::io::state::encode_position(next);
+        let r = FutureRecord::to(&self.changelog)
+            .partition(self.partition)
+            .key(crate::io::state::POSITION_KEY.as_bytes())
+            .payload(bytes.as_slice());
+        self.deliveries.send(&self.producer, r, "changelog")
+    }
+
     fn flush(&mut self) -> Result<(), DeliveryError> {
         self.deliveries.wait_all()
     }
@@ -257,6 +352,7 @@ impl<C: ConsumerContext + 'static> Checkpoint for ChangelogCheckpoint<C> {
     /// A failed commit is logged and retried at the next checkpoint, not fatal: the records
     /// after the last successful commit are simply read again after a crash.
     fn commit(&mut self, next: u64) -> Result<bool, DeliveryError> {
+        self.check_fence()?;
         let Some(consumer) = self.consumer.upgrade() else {
             return Ok(false);
         };
@@ -273,5 +369,48 @@ impl<C: ConsumerContext + 'static> Checkpoint for ChangelogCheckpoint<C> {
             self.metrics.set_lag(topic, partition, (high - next).max(0));
         }
         Ok(ok.is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::DefaultConsumerContext;
+
+    /// A checkpoint whose producer points at a closed port: nothing is ever delivered, so any
+    /// send shows up as outstanding.
+    fn checkpoint(fence: Fence) -> ChangelogCheckpoint<DefaultConsumerContext> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .create()
+            .expect("a producer needs no broker to be created");
+        let cfg = crate::config::parse(
+            "[input]\npath = \"x\"\n[zone.scale]\nkind = \"atr\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .expect("config");
+        ChangelogCheckpoint::new(
+            producer,
+            "state".into(),
+            ("in".into(), 0),
+            Weak::new(),
+            Metrics::new(),
+            Fingerprints::new(Arc::new(cfg.processor)),
+            fence,
+        )
+    }
+
+    #[test]
+    fn a_fenced_checkpoint_writes_and_commits_nothing() {
+        let fence = Fence::default();
+        let mut c = checkpoint(fence.clone());
+        c.store_position(10).expect("not fenced yet");
+        assert_eq!(c.deliveries.len(), 1, "the position was sent");
+        fence.raise();
+        let err = c.store_position(20).expect_err("fenced");
+        assert!(err.to_string().contains("no longer ours"), "{err}");
+        assert!(c.commit(20).is_err());
+        assert_eq!(c.deliveries.len(), 1, "nothing more was sent");
     }
 }

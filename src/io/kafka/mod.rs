@@ -3,10 +3,12 @@
 //! parts — a partition source, the events/DLQ sink and the changelog checkpoint.
 
 mod deliveries;
+mod dlq;
 mod flow;
 
 pub use deliveries::{Deliveries, DeliveryError};
-pub use flow::{ChangelogCheckpoint, KafkaSink, PartitionSource, Work};
+pub use dlq::{dead_letter, message_max_bytes, DeadLetter, Origin};
+pub use flow::{ChangelogCheckpoint, Fence, KafkaSink, PartitionSource, Work};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -75,10 +77,14 @@ pub fn client_config(brokers: &str, kafka: &KafkaConfig) -> Result<ClientConfig,
     Ok(c)
 }
 
-/// The idempotent producer used for events, DLQ records and changelog writes.
+/// The producer used for events, DLQ records and changelog writes: idempotent unless
+/// `[kafka.properties]` says `enable.idempotence = false` (a broker or ACL without idempotent
+/// writes; retries may then write a record twice — identical, so still at-least-once).
 pub fn producer(base: &ClientConfig) -> Result<FutureProducer, KafkaIoError> {
     let mut c = base.clone();
-    c.set("enable.idempotence", "true");
+    if c.get("enable.idempotence").is_none() {
+        c.set("enable.idempotence", "true");
+    }
     if c.get("linger.ms").is_none() {
         c.set("linger.ms", "5");
     }
@@ -255,21 +261,6 @@ pub fn ensure_changelog(
             Ok(())
         }
     }
-}
-
-/// The headers of a dead-letter record: `deadband-error` (the reason) and `deadband-source`
-/// (`topic/partition/offset` of the original).
-pub fn dlq_headers(reason: &str, topic: &str, partition: i32, offset: i64) -> OwnedHeaders {
-    let source = format!("{topic}/{partition}/{offset}");
-    OwnedHeaders::new()
-        .insert(Header {
-            key: "deadband-error",
-            value: Some(reason),
-        })
-        .insert(Header {
-            key: "deadband-source",
-            value: Some(&source),
-        })
 }
 
 /// Enqueues a send, waiting while the producer's queue is full: this is where the daemon's

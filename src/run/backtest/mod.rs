@@ -18,6 +18,7 @@ use crate::error::Failure;
 use crate::flow::{drive, Discard, DriveOptions, FlowError, Item, Source, Stage};
 use crate::io::parquet::{SinkError, SourceError, SourceOptions};
 use crate::io::replay::{FileFormat, FileSource, ParquetSink};
+use crate::io::staging::Staging;
 use crate::pipeline::KeyParamError;
 use crate::record::{Invalid, Payload, RecordKind};
 use crate::run::summary;
@@ -50,6 +51,11 @@ pub enum BacktestError {
     },
     #[error("cannot create the output folder {path}: {source}")]
     OutDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot move the run's outputs into {path} (the previous run's files were left as they were): {source}")]
+    Commit {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -135,13 +141,18 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
             sort: cfg.input.sort,
         },
     )?;
-    std::fs::create_dir_all(&opts.out).map_err(|source| BacktestError::OutDir {
+    let out_dir = |source| BacktestError::OutDir {
         path: opts.out.clone(),
         source,
-    })?;
-    let events_path = opts.out.join("events.parquet");
-    let fit_path = opts.out.join("fit.parquet");
-    let sink = ParquetSink::create(&opts.out, cfg.output.emit_fit)?;
+    };
+    std::fs::create_dir_all(&opts.out).map_err(out_dir)?;
+    // Every output is written into a staging folder and moved into place only when the whole
+    // run succeeded: a failure leaves the previous run's outputs whole.
+    let staging = Staging::begin(&opts.out).map_err(out_dir)?;
+    let out = staging.dir();
+    let events_path = out.join("events.parquet");
+    let fit_path = out.join("fit.parquet");
+    let sink = ParquetSink::create(out, cfg.output.emit_fit)?;
     let mut replay = Replay {
         strategy: Lane::new(cfg.processor.clone(), &cfg.file, sink)?,
         baseline: Lane::new(cfg.baseline(), &cfg.file, Discard)?,
@@ -160,6 +171,8 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         active,
     } = replay;
     bar.finish_and_clear();
+    let strategy_truth = strategy.truth_report();
+    let baseline_truth = baseline.truth_report();
     let (processor, sink, _) = strategy.flow.into_parts();
     sink.finish()?;
 
@@ -167,20 +180,26 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     let keys = processor.key_count();
     let key_stats = charts.key_stats(&processor);
     let active = (record == RecordKind::Bar).then(|| active.finish(keys, cfg.periods_per_year));
-    let strategy_stats = stats(
-        &processor,
-        strategy.portfolio,
-        record,
-        cfg.periods_per_year,
-        strategy.truth,
-    );
-    let baseline_stats = stats(
-        baseline.flow.processor(),
-        baseline.portfolio,
-        record,
-        cfg.periods_per_year,
-        baseline.truth,
-    );
+    let strategy_stats = RunStats {
+        trend_truth: strategy_truth,
+        ..stats(
+            &processor,
+            strategy.portfolio,
+            record,
+            cfg.periods_per_year,
+            strategy.truth,
+        )
+    };
+    let baseline_stats = RunStats {
+        trend_truth: baseline_truth,
+        ..stats(
+            baseline.flow.processor(),
+            baseline.portfolio,
+            record,
+            cfg.periods_per_year,
+            baseline.truth,
+        )
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let mut rejected = Rejected {
         out_of_order: counters.out_of_order,
@@ -229,7 +248,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         per_key,
         periods_per_year: cfg.periods_per_year,
     };
-    let summary_path = opts.out.join("summary.json");
+    let summary_path = out.join("summary.json");
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     std::fs::write(&summary_path, json + "\n").map_err(|source| BacktestError::Write {
         path: summary_path,
@@ -237,8 +256,12 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     })?;
     if opts.report {
         let data = charts.into_report(cfg, &summary, key_stats);
-        crate::run::report::write(&opts.out.join("report.html"), &data)?;
+        crate::run::report::write(&out.join("report.html"), &data)?;
     }
+    staging.commit().map_err(|source| BacktestError::Commit {
+        path: opts.out.clone(),
+        source,
+    })?;
     Ok(summary)
 }
 
@@ -274,6 +297,7 @@ impl Stage for Replay {
                 self.strategy.flow.last_events(),
                 self.strategy.portfolio.perf.equity(),
                 self.baseline.portfolio.perf.equity(),
+                self.strategy.flow.processor(),
             );
         }
         if self.rows % 65_536 == 0 {

@@ -1,0 +1,3 @@
+//! Helpers shared by integration tests (each test file includes what it needs with `mod common;`).
+
+pub mod broker;
