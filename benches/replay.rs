@@ -36,6 +36,7 @@ fn replay(c: &mut Criterion) {
                         low: r.low,
                         close: r.close,
                         volume: Some(r.volume),
+                        true_trend: None,
                     };
                     let rec = Record {
                         key: &r.key,

@@ -29,6 +29,10 @@ pub struct Bar {
     pub low: f64,
     pub close: f64,
     pub volume: Option<f64>,
+    /// Ground truth of generated data (the `true_trend` column): the bar's drift. Only the
+    /// backtest reads it, to score the trend signal (`signal::truth`).
+    #[serde(default)]
+    pub true_trend: Option<f64>,
 }
 
 /// One measured value of a feature, with optional specification limits.
@@ -92,10 +96,18 @@ pub enum Invalid {
     WrongKind,
     /// The key is empty.
     EmptyKey,
+    /// The key is longer than [`MAX_KEY_BYTES`].
+    KeyTooLong,
 }
 
+/// The longest key a record may have, in bytes. A key is copied into every event (message key,
+/// `key` and `id` fields) and into the changelog, so an unbounded one could push an event past
+/// the broker's message size limit and block its partition; 1 KiB is far above any symbol or
+/// `machine/feature` name.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 impl Invalid {
-    pub const ALL: [Invalid; 12] = [
+    pub const ALL: [Invalid; 13] = [
         Invalid::Malformed,
         Invalid::MissingField,
         Invalid::NullField,
@@ -108,6 +120,7 @@ impl Invalid {
         Invalid::LimitsInverted,
         Invalid::WrongKind,
         Invalid::EmptyKey,
+        Invalid::KeyTooLong,
     ];
 
     /// The stable short name (metrics label, DLQ header prefix, summary key).
@@ -125,6 +138,7 @@ impl Invalid {
             Invalid::LimitsInverted => "lsl_not_below_usl",
             Invalid::WrongKind => "wrong_record_kind",
             Invalid::EmptyKey => "empty_key",
+            Invalid::KeyTooLong => "key_too_long",
         }
     }
 
@@ -184,6 +198,9 @@ impl Record<'_> {
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.key.is_empty() {
             return Err(Invalid::EmptyKey);
+        }
+        if self.key.len() > MAX_KEY_BYTES {
+            return Err(Invalid::KeyTooLong);
         }
         match self.payload {
             Payload::Bar(b) => {

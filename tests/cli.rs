@@ -83,3 +83,52 @@ fn backtest_refuses_a_truncated_or_corrupt_parquet_file() {
         );
     }
 }
+
+/// Issue 9, finding 12: a backtest that fails after writing some of its outputs leaves the
+/// previous run's outputs whole, never new events beside an old summary. The failure here comes
+/// at the very end (the report's destination is a directory), after events and summary exist.
+#[test]
+fn a_failed_backtest_leaves_the_previous_outputs_whole() {
+    use deadband::run::gen::{self, GenKind, GenOptions};
+    let dir = std::env::temp_dir().join(format!("deadband-cli-{}-mixed", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (first, second) = (dir.join("first.parquet"), dir.join("second.parquet"));
+    gen::write(GenKind::Market, &GenOptions::new(2, 3_000, 1), &first).unwrap();
+    gen::write(GenKind::Market, &GenOptions::new(2, 3_000, 2), &second).unwrap();
+    let out = dir.join("out");
+    let backtest = |input: &std::path::Path, report: bool| {
+        let mut args = vec![
+            "backtest",
+            "--config",
+            "config/market-atr.toml",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if !report {
+            args.push("--no-report");
+        }
+        run(&args)
+    };
+    let (code, err) = backtest(&first, false);
+    assert_eq!(code, Some(0), "{err}");
+    let read = |name: &str| std::fs::read(out.join(name)).unwrap();
+    let (events, summary) = (read("events.parquet"), read("summary.json"));
+    std::fs::create_dir(out.join("report.html")).unwrap();
+    let (code, err) = backtest(&second, true);
+    assert_ne!(code, Some(0), "the run must fail: {err}");
+    assert!(err.contains("report.html"), "{err}");
+    assert!(
+        read("events.parquet") == events,
+        "events.parquet was replaced"
+    );
+    assert!(read("summary.json") == summary, "summary.json was replaced");
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".deadband-staging"))
+        .collect();
+    assert!(left.is_empty(), "staging left behind: {left:?}");
+}

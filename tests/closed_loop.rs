@@ -323,18 +323,35 @@ fn closed_loop_figures() {
 // The backtest against the Shewhart baseline (issue 8's measurement targets)
 // ---------------------------------------------------------------------------------------------
 
-/// `deadband backtest --config config/sensor-grr.toml` on `gen sensor` data, with and without
-/// the tool column. Measured on seeds 1-5: 0 parts truly out of tolerance (Shewhart 5-18),
-/// 132-143 compensations (Shewhart 2,225-2,668), 4-13 parts measured out (Shewhart 11-35, every
-/// one of the strategy's a gross gauge error). Margins: compensations at most a tenth of
-/// Shewhart's, measured out of tolerance at most Shewhart's.
+/// Tool changes in the generator's ground truth: a new `tool` value of a key.
+fn tool_changes(rows: SensorGen) -> u64 {
+    let mut last = std::collections::HashMap::new();
+    let mut n = 0;
+    for r in rows {
+        if last
+            .insert(r.key.clone(), r.tool)
+            .is_some_and(|t| t != r.tool)
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Issue 8's measurement target: `deadband backtest --config config/sensor-grr.toml` on `gen
+/// sensor` data for five seeds, with and without the tool column — 0 parts truly out of
+/// tolerance with at most half of the Shewhart baseline's compensations. Measured: 0 truly out
+/// (Shewhart 5-18), 132-143 compensations (Shewhart 2,225-2,668), 4-13 parts measured out
+/// (Shewhart 11-35, every one of the strategy's a gross gauge error). Margins: compensations
+/// at most a tenth of Shewhart's (the target asks for a half), measured out of tolerance at
+/// most Shewhart's. The figures are printed (`-- --nocapture`).
 #[test]
 fn the_backtest_keeps_parts_in_tolerance_with_a_tenth_of_shewharts_compensations() {
     use deadband::run::backtest::{self, BacktestOptions};
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string("config/sensor-grr.toml").unwrap();
     assert!(text.contains("\ncooldown = 0"));
-    for seed in [1, 3] {
+    for seed in 1..=5 {
         let input = dir.path().join(format!("s{seed}.parquet"));
         deadband::run::gen::write_sensor(&GenOptions::new(4, 6000, seed), &input).unwrap();
         for with_tool in [true, false] {
@@ -354,6 +371,17 @@ fn the_backtest_keeps_parts_in_tolerance_with_a_tenth_of_shewharts_compensations
             let s = backtest::run(&cfg, &opts).unwrap();
             let (a, b) = (&s.strategy, &s.baseline);
             let tag = format!("seed {seed}, tool column {with_tool}: {a:?} vs {b:?}");
+            println!(
+                "seed {seed}, tool column {with_tool}: truly out {:?} / {:?}, measured out {:?} / {:?}, compensations {:?} / {:?}, alarms {:?} / {:?}",
+                a.truly_out_of_tolerance,
+                b.truly_out_of_tolerance,
+                a.out_of_tolerance,
+                b.out_of_tolerance,
+                a.compensations,
+                b.compensations,
+                a.spc_alarms,
+                b.spc_alarms
+            );
             assert_eq!(a.truly_out_of_tolerance, Some(0), "{tag}");
             assert!(b.truly_out_of_tolerance.unwrap() > 0, "{tag}");
             assert!(
@@ -368,13 +396,12 @@ fn the_backtest_keeps_parts_in_tolerance_with_a_tenth_of_shewharts_compensations
             // of the residual, and alarm (measured 0.8-1.2 % of parts, 0.3-0.5 % with it).
             let per_mille = if with_tool { 6 } else { 15 };
             assert!(a.spc_alarms.unwrap() * 1000 <= per_mille * s.rows, "{tag}");
+            let changes = tool_changes(sensor(seed).0);
+            assert!(changes >= 50, "{tag}");
             assert_eq!(
                 a.tool_changes,
-                Some(if with_tool {
-                    58 + 2 * (seed == 1) as u64
-                } else {
-                    0
-                })
+                Some(if with_tool { changes } else { 0 }),
+                "{tag}"
             );
         }
     }

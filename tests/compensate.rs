@@ -373,10 +373,11 @@ fn a_restored_measurement_key_continues_exactly() {
         let mut events = Vec::new();
         let mut first = sensor_processor("");
         feed(&mut first, 0..cut, &mut plant, &mut events);
-        let snap = state::encode(first.key_state("M1/d").unwrap());
+        let fp = state::fingerprint(first.config().params_for("M1/d"));
+        let snap = state::encode(first.key_state("M1/d").unwrap(), &fp);
         drop(first);
         let mut second = sensor_processor("");
-        second.restore("M1/d", state::decode(&snap).unwrap());
+        second.restore("M1/d", state::decode(&snap, &fp).unwrap());
         feed(&mut second, cut..600, &mut plant, &mut events);
         assert_eq!(events, whole, "cut at part {cut}");
     }

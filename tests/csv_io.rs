@@ -301,6 +301,7 @@ fn header_order_bom_spaces_quotes_and_extra_columns() {
             low,
             close,
             volume: None,
+            true_trend: None,
         })
     };
     assert_eq!(

@@ -34,6 +34,7 @@ fn bar(close: f64) -> Bar {
         low: close,
         close,
         volume: None,
+        true_trend: None,
     }
 }
 
@@ -95,7 +96,8 @@ fn overflowing_return_leaves_events_and_state_finite() {
         core.book.exposure()
     );
     assert!(core.book.gross.is_finite(), "gross {}", core.book.gross);
-    let back = state::decode(&state::encode(core)).expect("the state restores");
+    let fp = state::fingerprint(p.config().params_for("X"));
+    let back = state::decode(&state::encode(core, &fp), &fp).expect("the state restores");
     assert_eq!(&back, core, "the state round-trips unchanged");
 }
 

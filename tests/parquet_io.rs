@@ -441,6 +441,7 @@ fn extra_columns_are_ignored_and_other_layouts_are_converted() {
                 low: w.4,
                 close: w.5,
                 volume: w.6,
+                true_trend: None,
             })
         );
     }

@@ -58,6 +58,7 @@ fn bars(keys: usize, n: usize) -> Vec<(String, i64, Bar)> {
                     low,
                     close: *p,
                     volume: None,
+                    true_trend: None,
                 },
             ));
         }
@@ -115,6 +116,7 @@ fn invalid_records_are_rejected_by_reason_and_good_ones_kept() {
         low: 9.0,
         close: 10.5,
         volume: Some(5.0),
+        true_trend: None,
     };
     let cases = [
         (
@@ -217,6 +219,7 @@ fn late_records_dropped_or_accepted_and_duplicates_dropped() {
         low: 9.0,
         close: 10.5,
         volume: None,
+        true_trend: None,
     });
     let mut out = Vec::new();
     let mut send = |p: &mut Processor, key: &str, ts: i64| {
@@ -257,21 +260,64 @@ fn snapshot_restore_continues_exactly() {
     let snaps: Vec<(String, Vec<u8>)> = (0..3)
         .map(|k| format!("K{k}"))
         .map(|k| {
-            let s = state::encode(first.key_state(&k).unwrap());
+            let fp = state::fingerprint(first.config().params_for(&k));
+            let s = state::encode(first.key_state(&k).unwrap(), &fp);
             (k, s)
         })
         .collect();
     drop(first);
     let mut second = processor(MARKET);
+    let mut fingerprints = state::Fingerprints::new(Arc::new(second.config().clone()));
     for (k, s) in &snaps {
-        second.restore(k, state::decode(s).unwrap());
+        second.restore(k, state::decode(s, fingerprints.of(k)).unwrap());
     }
     events.extend(run(&mut second, &recs[half..]));
     assert_eq!(events, whole);
-    assert!(
-        state::decode(b"{\"v\":99,\"state\":{}}").is_err(),
-        "unknown versions are refused"
+}
+
+#[test]
+fn a_snapshot_of_another_version_is_refused_by_its_number_before_its_body_is_read() {
+    // A body this build could not parse: the version must be what the error names.
+    for bytes in [
+        &b"{\"v\":99,\"state\":{}}"[..],
+        b"{\"v\":2,\"state\":[1,2,3]}",
+        b"{\"state\":\"?\",\"v\":3}",
+    ] {
+        match state::decode(bytes, "whatever") {
+            Err(state::StateError::Version { found }) => assert_ne!(found, state::STATE_VERSION),
+            other => panic!("{}: {other:?}", String::from_utf8_lossy(bytes)),
+        }
+    }
+    assert!(matches!(
+        state::decode(b"not json", "x"),
+        Err(state::StateError::Decode(_))
+    ));
+}
+
+#[test]
+fn a_snapshot_saved_under_other_parameters_is_refused_with_both_fingerprints() {
+    let recs = bars(1, 50);
+    let mut first = processor(MARKET);
+    run(&mut first, &recs);
+    let fp = state::fingerprint(first.config().params_for("K0"));
+    let snap = state::encode(first.key_state("K0").unwrap(), &fp);
+    // The same configuration restores; one changed setting does not.
+    let same = processor(MARKET);
+    assert_eq!(state::fingerprint(same.config().params_for("K0")), fp);
+    let changed = processor(&MARKET.replace("forgetting = 0.98", "forgetting = 0.97"));
+    let fp2 = state::fingerprint(changed.config().params_for("K0"));
+    assert_ne!(
+        fp2, fp,
+        "a changed forgetting factor changes the fingerprint"
     );
+    assert!(state::decode(&snap, &fp).is_ok());
+    match state::decode(&snap, &fp2) {
+        Err(e @ state::StateError::ParamsChanged { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&fp) && msg.contains(&fp2), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Changing records after t changes no event at or before t.

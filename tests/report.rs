@@ -58,6 +58,12 @@ fn key_series(key: &str, n: usize, spec: bool) -> KeySeries {
             label: "start".into(),
         }))
         .collect();
+    let residual = (0..n).map(|i| y[i] - level[i]).collect();
+    let tool_changes = if spec {
+        (1..5).map(|j| ts[j * n / 5]).collect()
+    } else {
+        Vec::new()
+    };
     KeySeries {
         key: key.into(),
         ts,
@@ -70,6 +76,11 @@ fn key_series(key: &str, n: usize, spec: bool) -> KeySeries {
         update_rate: 0.069,
         lsl: spec.then_some(92.0),
         usl: spec.then_some(108.0),
+        residual: Some(residual),
+        spc_limit: spec.then(|| vec![2.4; n]),
+        position: (!spec).then(|| (0..n).map(|i| ((i / 300) % 3) as f64 - 1.0).collect()),
+        baseline_position: (!spec).then(|| (0..n).map(|i| ((i / 100) % 3) as f64 - 1.0).collect()),
+        tool_changes,
     }
 }
 
@@ -89,6 +100,14 @@ fn sample_report() -> ReportData {
             SummaryRow::new("hit_rate", f64::NAN, 0.5).with_format(ValueFormat::Percent),
         ],
         equity: Some(EquityCurves {
+            strategy_drawdown: (0..n)
+                .map(|i| -0.1 * (i as f64 / 700.0).sin().abs())
+                .collect(),
+            baseline_drawdown: (0..n)
+                .map(|i| -0.2 * (i as f64 / 500.0).sin().abs())
+                .collect(),
+            strategy_turnover: (0..n).map(|i| i as f64 * 0.01).collect(),
+            baseline_turnover: (0..n).map(|i| i as f64 * 0.03).collect(),
             ts,
             strategy: strategy.collect(),
             baseline: baseline.collect(),
@@ -112,6 +131,7 @@ fn sample_report() -> ReportData {
                 update_rate: f64::NAN,
                 lsl: None,
                 usl: None,
+                ..KeySeries::default()
             },
         ],
         notes: vec!["turnover = sum |Δ position| & costs = turnover × cost_bps".into()],
@@ -178,9 +198,11 @@ fn report_is_well_formed_escaped_and_self_contained() {
     let html = render(&data).unwrap();
     let opened = check_well_formed(&html);
 
-    // Equity + the two keys that have data; the empty and NaN-only keys get notes instead.
-    assert_eq!(opened.get("svg"), Some(&3), "one <svg> per chart");
-    assert_eq!(html.matches("</svg>").count(), 3);
+    // Equity with its drawdown and turnover panels, the two keys that have data with their
+    // residual panels (and the market key's position panel); the empty and NaN-only keys get
+    // notes instead.
+    assert_eq!(opened.get("svg"), Some(&8), "one <svg> per chart");
+    assert_eq!(html.matches("</svg>").count(), 8);
     assert_eq!(html.matches("class=\"nodata\"").count(), 2);
     for key in [KEY_EMPTY, KEY_NAN] {
         assert!(
@@ -279,6 +301,64 @@ fn charts_carry_legends_captions_and_utc_times() {
     assert!(html.contains("trend up &lt;#0&gt;"));
 }
 
+/// The text of a legend entry or axis title in an SVG.
+fn svg_text(s: &str) -> String {
+    format!(">\n{}\n</text>", escape(s))
+}
+
+#[test]
+fn the_decisions_are_drawn_in_panels() {
+    let html = render(&sample_report()).unwrap();
+    // Under the equity chart: drawdown and cumulative turnover of both methods.
+    for t in [
+        "drawdown (%)",
+        "cumulative turnover",
+        "strategy (dead zone)",
+        "baseline (L2)",
+    ] {
+        assert!(html.contains(&svg_text(t)), "{t}");
+    }
+    // Under each key: the residual with the zone around 0; SPC limits and tool changes for the
+    // sensor key; positions for the market key.
+    assert_eq!(html.matches(&svg_text("zone ±eps")).count(), 2);
+    assert_eq!(html.matches(&svg_text("y − prediction")).count(), 2);
+    assert_eq!(html.matches(&svg_text("SPC limits ±3σ")).count(), 1);
+    assert_eq!(html.matches(&svg_text("position")).count(), 1);
+    // The tool line is in the sensor key's chart and its residual panel.
+    assert_eq!(html.matches(&svg_text("tool change")).count(), 2);
+    assert!(html.contains("Position after each bar"));
+}
+
+#[test]
+fn a_busy_kind_is_thinned_and_the_legend_says_so() {
+    let n = 20_000;
+    let mut ks = key_series("busy", n, true);
+    ks.markers = (0..5_000)
+        .map(|j| Marker {
+            ts: ks.ts[j * 4],
+            y: ks.y[j * 4],
+            kind: MarkerKind::SpcAlarm,
+            label: String::new(),
+        })
+        .chain(std::iter::once(Marker {
+            ts: ks.ts[7],
+            y: ks.y[7],
+            kind: MarkerKind::Compensation,
+            label: String::new(),
+        }))
+        .collect();
+    let html = render(&ReportData {
+        keys: vec![ks],
+        ..ReportData::default()
+    })
+    .unwrap();
+    // Every 42nd of 5,000 alarms: 120 drawn; the single compensation is drawn as it is.
+    assert!(html.contains(&svg_text("SPC alarm (120 of 5000)")));
+    assert!(html.contains(&svg_text("compensation")));
+    // The alarms are also ticks on the residual panel, at most 4 × 120 of them.
+    assert!(html.contains(&svg_text("SPC alarm (455 of 5000)")));
+}
+
 #[test]
 fn utc_formatting_matches_the_calendar() {
     // Reference values from `date -u -d @<secs>`.
@@ -305,8 +385,10 @@ fn tick_labels(n: usize, step: i64) -> (String, Vec<String>) {
         ..ReportData::default()
     })
     .unwrap();
-    // Tick labels are the middle-anchored texts under the plot.
-    let labels = html
+    // Tick labels are the middle-anchored texts under the plot of the key's chart (the first
+    // <svg>; the panels under it repeat the same axis).
+    let chart = &html[..html.find("</svg>").unwrap()];
+    let labels = chart
         .split("<text ")
         .skip(1)
         .filter(|t| {
@@ -384,7 +466,8 @@ fn awkward_inputs_do_not_panic() {
     };
     let html = render(&data).unwrap();
     let opened = check_well_formed(&html);
-    assert_eq!(opened.get("svg"), Some(&2));
+    // The odd key's chart and residual panel, the single point's chart.
+    assert_eq!(opened.get("svg"), Some(&3));
     assert!(html.contains("No data: the equity curves are empty"));
 }
 

@@ -3,7 +3,7 @@
 //!
 //! The format mirrors the Parquet input, so a file converts one to one:
 //! - The header names the columns, in any order, with the Parquet column names: bars `key`,
-//!   `ts`, `open`, `high`, `low`, `close` and optionally `volume`; measurements `key`, `ts`,
+//!   `ts`, `open`, `high`, `low`, `close` and optionally `volume` and `true_trend`; measurements `key`, `ts`,
 //!   `value` and optionally `nominal`, `lsl`, `usl`, `tool` (a whole number from 0 to
 //!   4294967295, else absent) and `true_value`. Other columns (such as `part`) are ignored.
 //!   Header names and fields are trimmed; a UTF-8 byte order mark is ignored. A required column
@@ -50,6 +50,7 @@ enum Nums {
         low: usize,
         close: usize,
         volume: Option<usize>,
+        true_trend: Option<usize>,
     },
     Meas {
         value: usize,
@@ -179,6 +180,7 @@ fn layout(path: &Path, r: &mut Reader<File>, kind: RecordKind) -> Result<Layout,
             low: req("low"),
             close: req("close"),
             volume: opt("volume"),
+            true_trend: opt("true_trend"),
         },
         RecordKind::Measurement => Nums::Meas {
             value: req("value"),
@@ -288,12 +290,14 @@ impl CsvCursor {
                 low,
                 close,
                 volume,
+                true_trend,
             } => Payload::Bar(Bar {
                 open: num(self.field(open)),
                 high: num(self.field(high)),
                 low: num(self.field(low)),
                 close: num(self.field(close)),
                 volume: self.opt(volume),
+                true_trend: self.opt(true_trend),
             }),
             Nums::Meas {
                 value,

@@ -22,6 +22,8 @@ use super::params::{KeyParams, TimeAxis};
 pub struct Accepted {
     pub seq: u64,
     pub fit: FitRow,
+    /// `y` minus the fit's prediction before this record (the residual the zone judges).
+    pub residual: f64,
     /// Bars: the book's step on this record.
     pub book: BookStep,
     /// Measurements with known limits: whether the value seen is outside [lsl, usl].
@@ -229,6 +231,7 @@ pub(super) fn step(
             updated: fit.updated,
             regime: zone.regime,
         },
+        residual: fit.residual,
         book,
         out_of_tolerance,
     }

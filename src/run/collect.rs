@@ -10,11 +10,15 @@ use crate::run::backtest::{Summary, Thin};
 use crate::run::report::{
     EquityCurves, KeySeries, Marker, MarkerKind, ReportData, SummaryRow, ValueFormat,
 };
+use crate::signal::truth::TruthReport;
 
 /// Samples kept per chart before thinning (the renderer decimates further for drawing).
 const POINTS: usize = 20_000;
 /// Event markers kept per key.
 const MARKERS: usize = 2_000;
+
+/// Tool changes kept per key.
+const TOOL_CHANGES: usize = 4_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Point {
@@ -23,14 +27,31 @@ struct Point {
     level: f64,
     zone: f64,
     base_level: f64,
+    residual: f64,
+    /// The strategy's SPC limit half-width on the residual (measurements), NaN when unknown.
+    spc_limit: f64,
+    position: f64,
+    base_position: f64,
 }
 
 struct KeyBuf {
     key: String,
     points: Thin<Point>,
-    markers: Thin<Marker>,
+    /// Markers of one kind each, thinned apart so a busy kind does not crowd out a rare one.
+    markers: HashMap<MarkerKind, Thin<Marker>>,
+    tool_changes: Thin<i64>,
     lsl: Option<f64>,
     usl: Option<f64>,
+}
+
+/// One sample of the portfolio curves: time, equity, drawdown and cumulative turnover of the
+/// strategy and the baseline.
+#[derive(Debug, Clone, Copy)]
+struct PortfolioPoint {
+    ts: i64,
+    equity: (f64, f64),
+    drawdown: (f64, f64),
+    turnover: (f64, f64),
 }
 
 /// The chart data of a run: the first `max_keys` keys seen, and the equity curves.
@@ -38,7 +59,11 @@ pub struct Charts {
     max_keys: usize,
     keys: Vec<KeyBuf>,
     index: HashMap<Box<str>, usize>,
-    equity: Thin<(i64, f64, f64)>,
+    equity: Thin<PortfolioPoint>,
+    /// Running maxima of both equities (drawdowns use every period, not only the samples).
+    peak: (f64, f64),
+    /// Turnover of both methods so far.
+    turnover: (f64, f64),
     last_ts: Option<i64>,
 }
 
@@ -49,11 +74,15 @@ impl Charts {
             keys: Vec::new(),
             index: HashMap::new(),
             equity: Thin::new(POINTS),
+            peak: (f64::NEG_INFINITY, f64::NEG_INFINITY),
+            turnover: (0.0, 0.0),
             last_ts: None,
         }
     }
 
-    /// Takes one record's outcome; `equity_*` are the compounded equities so far.
+    /// Takes one record's outcome; `equity_*` are the compounded equities so far; `strategy`
+    /// is the strategy's processor (for the limits of a key's residual chart).
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
         rec: &Record<'_>,
@@ -62,10 +91,26 @@ impl Charts {
         events: &[Event],
         equity_strategy: f64,
         equity_baseline: f64,
+        strategy: &Processor,
     ) {
+        let traded =
+            |a: Option<&Accepted>| a.and_then(|a| a.book.trade).map_or(0.0, |t| t.turnover);
+        self.turnover.0 += traded(acc);
+        self.turnover.1 += traded(base);
         if self.last_ts != Some(rec.ts) {
             self.last_ts = Some(rec.ts);
-            self.equity.push((rec.ts, equity_strategy, equity_baseline));
+            self.peak.0 = self.peak.0.max(equity_strategy);
+            self.peak.1 = self.peak.1.max(equity_baseline);
+            let dd = |e: f64, p: f64| if p > 0.0 { e / p - 1.0 } else { 0.0 };
+            self.equity.push(PortfolioPoint {
+                ts: rec.ts,
+                equity: (equity_strategy, equity_baseline),
+                drawdown: (
+                    dd(equity_strategy, self.peak.0),
+                    dd(equity_baseline, self.peak.1),
+                ),
+                turnover: self.turnover,
+            });
         }
         let Some(acc) = acc else { return };
         let i = match self.index.get(rec.key) {
@@ -75,7 +120,8 @@ impl Charts {
                 self.keys.push(KeyBuf {
                     key: rec.key.to_string(),
                     points: Thin::new(POINTS),
-                    markers: Thin::new(MARKERS),
+                    markers: HashMap::new(),
+                    tool_changes: Thin::new(TOOL_CHANGES),
                     lsl: None,
                     usl: None,
                 });
@@ -89,12 +135,28 @@ impl Charts {
             k.usl = m.usl.or(k.usl);
         }
         let f = acc.fit;
+        let spc_limit = match rec.payload {
+            Payload::Measurement(_) => strategy
+                .key_state(rec.key)
+                .and_then(|c| c.control.chart.as_ref())
+                .and_then(|c| c.spc().sigma())
+                .map_or(f64::NAN, |s| 3.0 * s),
+            Payload::Bar(_) => f64::NAN,
+        };
+        let is_bar = matches!(rec.payload, Payload::Bar(_));
         k.points.push(Point {
             ts: rec.ts,
             y: f.y,
             level: f.level,
             zone: f.zone,
             base_level: base.map_or(f64::NAN, |b| b.fit.level),
+            residual: acc.residual,
+            spc_limit,
+            position: if is_bar { acc.book.exposure } else { f64::NAN },
+            base_position: match (is_bar, base) {
+                (true, Some(b)) => b.book.exposure,
+                _ => f64::NAN,
+            },
         });
         for e in events {
             let (kind, label) = match e.body {
@@ -123,15 +185,20 @@ impl Charts {
                 EventBody::SpcAlarm { rule, .. } => {
                     (MarkerKind::SpcAlarm, format!("SPC {}", rule.name()))
                 }
-                // Not marked yet: the report has no marker kind for it.
-                EventBody::ToolChange { .. } => continue,
+                EventBody::ToolChange { .. } => {
+                    k.tool_changes.push(e.ts);
+                    continue;
+                }
             };
-            k.markers.push(Marker {
-                ts: e.ts,
-                y: f.y,
-                kind,
-                label,
-            });
+            k.markers
+                .entry(kind)
+                .or_insert_with(|| Thin::new(MARKERS))
+                .push(Marker {
+                    ts: e.ts,
+                    y: f.y,
+                    kind,
+                    label,
+                });
         }
     }
 
@@ -235,6 +302,9 @@ impl Charts {
                         opt(bh.information_ratio),
                     ));
                 }
+                if let (Some(x), Some(y)) = (&a.trend_truth, &b.trend_truth) {
+                    truth_rows(&mut summary, x, y);
+                }
             }
             RecordKind::Measurement => {
                 summary.push(
@@ -255,6 +325,17 @@ impl Charts {
                     .with_format(ValueFormat::Integer)
                     .with_note("compensated parts outside [lsl, usl]"),
                 );
+                if a.truly_out_of_tolerance.is_some() {
+                    summary.push(
+                        SummaryRow::new(
+                            "truly out of tolerance",
+                            count(a.truly_out_of_tolerance),
+                            count(b.truly_out_of_tolerance),
+                        )
+                        .with_format(ValueFormat::Integer)
+                        .with_note("by the data's true_value (no gauge noise), after the offsets"),
+                    );
+                }
                 summary.push(
                     SummaryRow::new("SPC alarms", count(a.spc_alarms), count(b.spc_alarms))
                         .with_format(ValueFormat::Integer),
@@ -276,12 +357,16 @@ impl Charts {
                 .with_format(ValueFormat::Integer),
         );
 
-        let equity =
-            (s.record == RecordKind::Bar && !self.equity.items.is_empty()).then(|| EquityCurves {
-                ts: self.equity.items.iter().map(|e| e.0).collect(),
-                strategy: self.equity.items.iter().map(|e| e.1).collect(),
-                baseline: self.equity.items.iter().map(|e| e.2).collect(),
-            });
+        let eq = &self.equity.items;
+        let equity = (s.record == RecordKind::Bar && !eq.is_empty()).then(|| EquityCurves {
+            ts: eq.iter().map(|e| e.ts).collect(),
+            strategy: eq.iter().map(|e| e.equity.0).collect(),
+            baseline: eq.iter().map(|e| e.equity.1).collect(),
+            strategy_drawdown: eq.iter().map(|e| e.drawdown.0).collect(),
+            baseline_drawdown: eq.iter().map(|e| e.drawdown.1).collect(),
+            strategy_turnover: eq.iter().map(|e| e.turnover.0).collect(),
+            baseline_turnover: eq.iter().map(|e| e.turnover.1).collect(),
+        });
         let keys = self
             .keys
             .into_iter()
@@ -291,6 +376,11 @@ impl Charts {
                     .copied()
                     .unwrap_or((f64::NAN, f64::NAN));
                 let pts = &k.points.items;
+                let bars = s.record == RecordKind::Bar;
+                let mut markers: Vec<Marker> =
+                    k.markers.into_values().flat_map(|m| m.items).collect();
+                markers.sort_by_key(|m| m.ts);
+                let has_limits = pts.iter().any(|p| p.spc_limit.is_finite());
                 KeySeries {
                     key: k.key,
                     ts: pts.iter().map(|p| p.ts).collect(),
@@ -298,11 +388,16 @@ impl Charts {
                     level: pts.iter().map(|p| p.level).collect(),
                     zone: pts.iter().map(|p| p.zone).collect(),
                     baseline_level: Some(pts.iter().map(|p| p.base_level).collect()),
-                    markers: k.markers.items,
+                    markers,
                     dead_zone_ratio: dz,
                     update_rate: ur,
                     lsl: k.lsl,
                     usl: k.usl,
+                    residual: Some(pts.iter().map(|p| p.residual).collect()),
+                    spc_limit: has_limits.then(|| pts.iter().map(|p| p.spc_limit).collect()),
+                    position: bars.then(|| pts.iter().map(|p| p.position).collect()),
+                    baseline_position: bars.then(|| pts.iter().map(|p| p.base_position).collect()),
+                    tool_changes: k.tool_changes.items,
                 }
             })
             .collect();
@@ -326,6 +421,56 @@ impl Charts {
             ],
         }
     }
+}
+
+/// The trend signals scored against the data's `true_trend` (definitions in `signal::truth`).
+fn truth_rows(summary: &mut Vec<SummaryRow>, a: &TruthReport, b: &TruthReport) {
+    let opt = |x: Option<f64>| x.unwrap_or(f64::NAN);
+    summary.push(
+        SummaryRow::new(
+            "trend direction accuracy",
+            a.direction_accuracy,
+            b.direction_accuracy,
+        )
+        .with_format(ValueFormat::Percent)
+        .with_note(format!(
+            "bars whose signal direction = sign(true_trend), flat = flat; {} bars",
+            a.bars
+        )),
+    );
+    summary.push(
+        SummaryRow::new(
+            "regime changes detected",
+            a.detected as f64,
+            b.detected as f64,
+        )
+        .with_format(ValueFormat::Integer)
+        .with_note(format!(
+            "of {} sign changes of true_trend; missed: {} / {}",
+            a.regime_changes, a.missed, b.missed
+        )),
+    );
+    summary.push(
+        SummaryRow::new(
+            "detection delay, mean",
+            opt(a.delay_mean),
+            opt(b.delay_mean),
+        )
+        .with_note("bars from a sign change of true_trend until the signal agrees"),
+    );
+    summary.push(SummaryRow::new(
+        "detection delay, median",
+        opt(a.delay_median),
+        opt(b.delay_median),
+    ));
+    summary.push(
+        SummaryRow::new(
+            "false flips per 1,000 bars",
+            a.false_flips_per_1000,
+            b.false_flips_per_1000,
+        )
+        .with_note("direction changes that detect no regime change"),
+    );
 }
 
 /// A value for a note, `n/a` when undefined.

@@ -84,6 +84,9 @@ pub fn describe(s: &Summary, out: &Path) -> String {
             if let Some(act) = &s.active {
                 active_rows(&mut t, act, s.periods_per_year.is_some());
             }
+            if let (Some(x), Some(y)) = (&a.trend_truth, &b.trend_truth) {
+                truth_rows(&mut t, x, y);
+            }
         }
         crate::record::RecordKind::Measurement => {
             let row = |t: &mut String, name: &str, x: Option<u64>, y: Option<u64>| {
@@ -149,6 +152,42 @@ fn active_rows(t: &mut String, a: &crate::signal::active::ActiveReport, annual: 
     for (i, (name, v)) in rows.into_iter().enumerate() {
         let g = if i < 2 { e } else { f };
         let _ = writeln!(t, "{name:<22}{:>14}{:>14}{:>14}", g(v[0]), g(v[1]), g(v[2]));
+    }
+}
+
+/// The trend signals of both methods scored against `true_trend` (generated data).
+fn truth_rows(
+    t: &mut String,
+    a: &crate::signal::truth::TruthReport,
+    b: &crate::signal::truth::TruthReport,
+) {
+    let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.1}"));
+    let _ = writeln!(
+        t,
+        "{:<22}{:>14}{:>14}",
+        "vs true_trend", "dead-zone fit", "L2 baseline"
+    );
+    let rows: [(&str, String, String); 5] = [
+        (
+            "direction accuracy",
+            format!("{:.4}", a.direction_accuracy),
+            format!("{:.4}", b.direction_accuracy),
+        ),
+        (
+            "changes detected",
+            format!("{}/{}", a.detected, a.regime_changes),
+            format!("{}/{}", b.detected, b.regime_changes),
+        ),
+        ("delay mean (bars)", f(a.delay_mean), f(b.delay_mean)),
+        ("delay median (bars)", f(a.delay_median), f(b.delay_median)),
+        (
+            "false flips/1000 bars",
+            format!("{:.2}", a.false_flips_per_1000),
+            format!("{:.2}", b.false_flips_per_1000),
+        ),
+    ];
+    for (name, x, y) in rows {
+        let _ = writeln!(t, "{name:<22}{x:>14}{y:>14}");
     }
 }
 

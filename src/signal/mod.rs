@@ -1,5 +1,6 @@
 //! Decisions from a fit — pure: trend direction, positions and costs, tool compensation with its
-//! outlier gate and residual chart, performance, and active statistics against benchmarks.
+//! outlier gate and residual chart, performance, active statistics against benchmarks, and
+//! scores against generated ground truth.
 
 pub mod active;
 pub mod book;
@@ -9,3 +10,4 @@ pub mod control;
 pub mod gate;
 pub mod perf;
 pub mod trend;
+pub mod truth;

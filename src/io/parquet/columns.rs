@@ -69,6 +69,7 @@ const BAR_COLS: &[ColSpec] = &[
     col("low", ColType::Num, true),
     col("close", ColType::Num, true),
     col("volume", ColType::Num, false),
+    col("true_trend", ColType::Num, false),
 ];
 
 /// Measurement columns, in the same layout as [`BAR_COLS`].
@@ -259,6 +260,7 @@ enum Nums {
         low: Float64Array,
         close: Float64Array,
         volume: Option<Float64Array>,
+        true_trend: Option<Float64Array>,
     },
     Meas {
         value: Float64Array,
@@ -293,6 +295,7 @@ impl Cols {
                 low: num("low")?,
                 close: num("close")?,
                 volume: num_opt("volume")?,
+                true_trend: num_opt("true_trend")?,
             },
             RecordKind::Measurement => Nums::Meas {
                 value: num("value")?,
@@ -331,12 +334,14 @@ impl Cols {
                 low,
                 close,
                 volume,
+                true_trend,
             } => Payload::Bar(Bar {
                 open: req(open, i),
                 high: req(high, i),
                 low: req(low, i),
                 close: req(close, i),
                 volume: opt(volume, i),
+                true_trend: opt(true_trend, i),
             }),
             Nums::Meas {
                 value,
@@ -374,6 +379,7 @@ pub(crate) fn nan_payload(p: Payload) -> Payload {
             low: n,
             close: n,
             volume: b.volume.map(|_| n),
+            true_trend: b.true_trend.map(|_| n),
         }),
         Payload::Measurement(m) => Payload::Measurement(Measurement {
             value: n,

@@ -22,7 +22,7 @@
 //!   is rejected as `not_finite`.
 //! - The optional measurement column `tool` (any numeric type) is read as a tool id; a value
 //!   that is not a whole number in `0..=u32::MAX` is absent. `true_value` (generated data's
-//!   ground truth) is read when present.
+//!   ground truth) is read when present, and so is the bar column `true_trend`.
 //! - Other columns, such as the measurement column `part`, are not read: the record has no
 //!   field for them.
 //! - A directory given as the pattern means every `*.parquet` file in it.

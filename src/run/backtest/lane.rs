@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::flow::{Flow, FlowError, Item, NoCheckpoint, Sink};
 use crate::pipeline::{Accepted, Processor, ProcessorConfig};
-use crate::record::{EventBody, EventKind, Payload, RecordKind};
+use crate::record::{Event, EventBody, EventKind, Payload, RecordKind};
 use crate::signal::compensate::Trigger;
 use crate::signal::perf::Portfolio;
+use crate::signal::truth::{TruthReport, TruthScore, TruthTrack};
 
 use super::{BacktestError, RunStats};
 
@@ -22,6 +23,9 @@ pub(super) struct Lane<K: Sink> {
     offsets: HashMap<Box<str>, (f64, Option<u32>)>,
     /// Whether any record carried a true value.
     pub(super) truth: bool,
+    /// Bars with a `true_trend` column: the trend signal scored against it, per key.
+    trend_truth: HashMap<Box<str>, TruthTrack>,
+    truth_score: TruthScore,
 }
 
 impl<K: Sink> Lane<K> {
@@ -35,6 +39,8 @@ impl<K: Sink> Lane<K> {
             portfolio: Portfolio::default(),
             offsets: HashMap::new(),
             truth: false,
+            trend_truth: HashMap::new(),
+            truth_score: TruthScore::default(),
         })
     }
 
@@ -70,12 +76,54 @@ impl<K: Sink> Lane<K> {
                 }
             }
         }
+        if let (Payload::Bar(b), Some(_)) = (rec.payload, &acc) {
+            let (tracks, score) = (&mut self.trend_truth, &mut self.truth_score);
+            score_truth(tracks, score, rec.key, b.true_trend, submitted.events);
+        }
         if let Some(acc) = &acc {
             let net = acc.book.gross - acc.book.cost;
             let keys = self.flow.processor().key_count();
             self.portfolio.add(rec.ts, net, keys);
         }
         Ok(acc)
+    }
+
+    /// The ground-truth scores of the trend signal; `None` without a `true_trend` column.
+    pub(super) fn truth_report(&self) -> Option<TruthReport> {
+        let mut score = self.truth_score.clone();
+        for track in self.trend_truth.values() {
+            track.finish(&mut score);
+        }
+        score.report()
+    }
+}
+
+/// Scores an accepted bar's trend signal against its `true_trend`; a bar without one only
+/// moves the signal of a key already scored.
+fn score_truth(
+    tracks: &mut HashMap<Box<str>, TruthTrack>,
+    score: &mut TruthScore,
+    key: &str,
+    true_trend: Option<f64>,
+    events: &[Event],
+) {
+    let event = events.iter().rev().find_map(|e| match e.body {
+        EventBody::Trend { direction, .. } => Some(direction),
+        _ => None,
+    });
+    match true_trend {
+        Some(x) => {
+            let track = match tracks.get_mut(key) {
+                Some(t) => t,
+                None => tracks.entry(key.into()).or_default(),
+            };
+            track.bar(x, event, score);
+        }
+        None => {
+            if let (Some(d), Some(track)) = (event, tracks.get_mut(key)) {
+                track.signal(d);
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::record::RecordKind;
 use crate::run::summary;
 use crate::signal::active::ActiveReport;
+use crate::signal::truth::TruthReport;
 
 /// One method's results (`strategy` or `baseline` in `summary.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -42,6 +43,11 @@ pub struct RunStats {
     /// Steps detected without a tool column (strategy only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<u64>,
+    /// Bars with a `true_trend` column (generated data): the trend signal scored against the
+    /// truth — direction accuracy, delay to detect a regime change, false flips
+    /// (definitions in `signal::truth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trend_truth: Option<TruthReport>,
 }
 
 /// Records that were not processed, by reason.

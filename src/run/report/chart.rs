@@ -9,26 +9,64 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::axis::TimeAxis;
 use super::{
     decimate_min_max, EquityCurves, KeySeries, Marker, MarkerKind, ReportError, MAX_MARKERS,
-    MAX_POINTS_FIT, MAX_POINTS_RAW,
+    MAX_POINTS_FIT, MAX_POINTS_RAW, MAX_TOOL_LINES,
 };
 
-const CHART_W: u32 = 1140;
+pub(super) const CHART_W: u32 = 1140;
 const KEY_CHART_H: u32 = 400;
 const EQUITY_CHART_H: u32 = 340;
-const LEGEND_W: u32 = 170;
-const FONT: &str = "sans-serif";
+pub(super) const LEGEND_W: u32 = 170;
+pub(super) const FONT: &str = "sans-serif";
 
-const RAW_COLOR: RGBColor = RGBColor(0xa6, 0xa6, 0xa6);
-const LEVEL_COLOR: RGBColor = RGBColor(0x1f, 0x5f, 0xbf);
-const BAND_COLOR: RGBColor = RGBColor(0x6f, 0xa8, 0xdc);
-const BASELINE_COLOR: RGBColor = RGBColor(0x8c, 0x56, 0x4b);
-const SPEC_COLOR: RGBColor = RGBColor(0x20, 0x20, 0x20);
+pub(super) const RAW_COLOR: RGBColor = RGBColor(0xa6, 0xa6, 0xa6);
+pub(super) const LEVEL_COLOR: RGBColor = RGBColor(0x1f, 0x5f, 0xbf);
+pub(super) const BAND_COLOR: RGBColor = RGBColor(0x6f, 0xa8, 0xdc);
+pub(super) const BASELINE_COLOR: RGBColor = RGBColor(0x8c, 0x56, 0x4b);
+pub(super) const SPEC_COLOR: RGBColor = RGBColor(0x20, 0x20, 0x20);
 const GRID_COLOR: RGBColor = RGBColor(0xea, 0xee, 0xf2);
 const AXIS_COLOR: RGBColor = RGBColor(0x57, 0x60, 0x6a);
 
+/// Tool-change lines.
+pub(super) const TOOL_COLOR: RGBColor = RGBColor(0x35, 0x8c, 0x8c);
+
+/// The legend label of a marker kind: its name, and how many are drawn when thinned.
+fn marker_label(kind: MarkerKind, n: usize, stride: usize) -> String {
+    if stride > 1 {
+        format!("{} ({} of {n})", kind.name(), n.div_ceil(stride))
+    } else {
+        kind.name().to_string()
+    }
+}
+
+/// The legend label of the tool-change lines.
+pub(super) fn tool_label(n: usize) -> String {
+    if n > MAX_TOOL_LINES {
+        format!(
+            "tool change ({} of {n})",
+            n.div_ceil(n.div_ceil(MAX_TOOL_LINES))
+        )
+    } else {
+        "tool change".to_string()
+    }
+}
+
+/// The tool changes inside the series' time range, at most [`MAX_TOOL_LINES`] (evenly chosen).
+pub(super) fn tool_lines(ts: &[i64], changes: &[i64]) -> Vec<i64> {
+    let (Some(&t0), Some(&t1)) = (ts.first(), ts.last()) else {
+        return Vec::new();
+    };
+    let stride = changes.len().div_ceil(MAX_TOOL_LINES).max(1);
+    changes
+        .iter()
+        .step_by(stride)
+        .copied()
+        .filter(|t| (t0..=t1).contains(t))
+        .collect()
+}
+
 /// How each event kind is drawn.
 impl MarkerKind {
-    fn color(self) -> RGBColor {
+    pub(super) fn color(self) -> RGBColor {
         match self {
             MarkerKind::TrendUp => RGBColor(0x1a, 0x98, 0x50),
             MarkerKind::TrendDown => RGBColor(0xb2, 0x18, 0x2b),
@@ -79,7 +117,7 @@ impl MarkerKind {
 }
 
 /// How a legend entry's swatch is drawn.
-enum Swatch {
+pub(super) enum Swatch {
     Line(RGBColor, u32),
     Dashed(RGBColor),
     Band(RGBColor),
@@ -87,14 +125,17 @@ enum Swatch {
 }
 
 /// A time × value frame with finite, non-empty ranges.
-struct Frame {
-    x: TimeAxis,
-    y: (f64, f64),
+pub(super) struct Frame {
+    pub(super) x: TimeAxis,
+    pub(super) y: (f64, f64),
 }
 
 impl Frame {
     /// Frame around the given points; `None` if no value is finite.
-    fn around(ts: impl Iterator<Item = i64>, ys: impl Iterator<Item = f64>) -> Option<Frame> {
+    pub(super) fn around(
+        ts: impl Iterator<Item = i64>,
+        ys: impl Iterator<Item = f64>,
+    ) -> Option<Frame> {
         let (mut x0, mut x1) = (i64::MAX, i64::MIN);
         for t in ts {
             x0 = x0.min(t);
@@ -133,7 +174,7 @@ fn y_decimals(span: f64) -> usize {
     (1.0 - (span / 5.0).log10().floor()).clamp(0.0, 8.0) as usize
 }
 
-fn draw_err<E: std::fmt::Debug>(chart: &str) -> impl Fn(E) -> ReportError + '_ {
+pub(super) fn draw_err<E: std::fmt::Debug>(chart: &str) -> impl Fn(E) -> ReportError + '_ {
     move |e| ReportError::Draw {
         chart: chart.to_string(),
         message: format!("{e:?}"),
@@ -141,7 +182,7 @@ fn draw_err<E: std::fmt::Debug>(chart: &str) -> impl Fn(E) -> ReportError + '_ {
 }
 
 /// Draws a legend column: one swatch and one label per row.
-fn draw_legend<DB: DrawingBackend>(
+pub(super) fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(Swatch, String)],
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
@@ -187,7 +228,7 @@ fn draw_legend<DB: DrawingBackend>(
 }
 
 /// The decimated finite points of `values` over `ts`, ready to draw.
-fn finite_points(ts: &[i64], values: &[f64], max_points: usize) -> Vec<(i64, f64)> {
+pub(super) fn finite_points(ts: &[i64], values: &[f64], max_points: usize) -> Vec<(i64, f64)> {
     let n = ts.len().min(values.len());
     decimate_min_max(&values[..n], max_points)
         .into_iter()
@@ -197,7 +238,7 @@ fn finite_points(ts: &[i64], values: &[f64], max_points: usize) -> Vec<(i64, f64
 }
 
 /// The zone band as polygons, one per run of finite `level ± zone`.
-fn band_polygons(ts: &[i64], level: &[f64], zone: &[f64]) -> Vec<Vec<(i64, f64)>> {
+pub(super) fn band_polygons(ts: &[i64], level: &[f64], zone: &[f64]) -> Vec<Vec<(i64, f64)>> {
     let n = ts.len().min(level.len());
     let value = |i: usize| {
         let z = zone.get(i).copied().unwrap_or(f64::NAN);
@@ -232,7 +273,7 @@ fn band_polygons(ts: &[i64], level: &[f64], zone: &[f64]) -> Vec<Vec<(i64, f64)>
 }
 
 /// A chart over `frame` with a UTC time axis, grid, tick labels and axis titles drawn.
-fn time_chart<'a, 'b>(
+pub(super) fn time_chart<'a, 'b>(
     area: &'a DrawingArea<SVGBackend<'b>, Shift>,
     frame: &Frame,
     y_desc: &str,
@@ -382,20 +423,39 @@ pub(super) fn key_chart(ks: &KeySeries) -> Result<Option<String>, ReportError> {
             legend.push((Swatch::Dashed(SPEC_COLOR), "spec limits".into()));
         }
 
+        let tools = tool_lines(ts, &ks.tool_changes);
+        if !tools.is_empty() {
+            chart
+                .draw_series(tools.iter().map(|&t| {
+                    PathElement::new(
+                        vec![(t, frame.y.0), (t, frame.y.1)],
+                        TOOL_COLOR.mix(0.6).stroke_width(1),
+                    )
+                }))
+                .map_err(&err)?;
+            legend.push((
+                Swatch::Line(TOOL_COLOR, 1),
+                tool_label(ks.tool_changes.len()),
+            ));
+        }
+
         for kind in MarkerKind::ALL {
             let of_kind: Vec<&Marker> =
                 markers.iter().copied().filter(|m| m.kind == kind).collect();
             if of_kind.is_empty() {
                 continue;
             }
-            let stride = markers.len().div_ceil(MAX_MARKERS).max(1);
+            let stride = of_kind.len().div_ceil(MAX_MARKERS).max(1);
             chart
                 .draw_series(of_kind.iter().step_by(stride).map(|m| {
                     EmptyElement::at((m.ts, m.y))
-                        + Polygon::new(kind.outline(), kind.color().filled())
+                        + Polygon::new(kind.outline(), kind.color().mix(0.85).filled())
                 }))
                 .map_err(&err)?;
-            legend.push((Swatch::Marker(kind), kind.name().into()));
+            legend.push((
+                Swatch::Marker(kind),
+                marker_label(kind, of_kind.len(), stride),
+            ));
         }
 
         draw_legend(&legend_area, &legend).map_err(&err)?;

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::chart::{equity_chart, key_chart};
+use super::panel::{drawdown_panel, position_panel, residual_panel, turnover_panel};
 use super::{
     format_utc, KeySeries, ReportData, ReportError, SummaryRow, ValueFormat, MAX_EVENT_ROWS,
     MAX_MARKERS, MAX_POINTS_FIT, MAX_POINTS_RAW,
@@ -34,8 +35,19 @@ pub fn render(data: &ReportData) -> Result<String, ReportError> {
             ),
         }
         html.push_str(
-            "<figcaption>Compounded equity of the dead-zone strategy and the L2 baseline, starting at 1.</figcaption>\n</figure>\n</section>\n",
+            "<figcaption>Compounded equity of the dead-zone strategy and the L2 baseline, starting at 1.</figcaption>\n</figure>\n",
         );
+        if let Some(svg) = drawdown_panel(eq)? {
+            html.push_str("<figure>\n");
+            html.push_str(&svg);
+            html.push_str("<figcaption>Drawdown: equity / its running maximum − 1, over every period (not only the drawn samples).</figcaption>\n</figure>\n");
+        }
+        if let Some(svg) = turnover_panel(eq)? {
+            html.push_str("<figure>\n");
+            html.push_str(&svg);
+            html.push_str("<figcaption>Cumulative one-way turnover (Σ |Δ position| over all keys): where the trading happens.</figcaption>\n</figure>\n");
+        }
+        html.push_str("</section>\n");
     }
 
     if !data.keys.is_empty() {
@@ -55,7 +67,7 @@ pub fn render(data: &ReportData) -> Result<String, ReportError> {
         "<li>Charts are decimated for drawing by min/max bucketing: each bucket of consecutive \
          points keeps its lowest and highest value, so spikes stay visible. At most {} points of \
          the observed series and {} points of each fitted line are drawn; at most {} event \
-         markers per chart. All numbers in captions and tables use the full data. Times are UTC.</li>",
+         markers of each kind per chart (the legend says when fewer are drawn than happened). All numbers in captions and tables use the full data. Times are UTC.</li>",
         fmt_int(MAX_POINTS_RAW as f64),
         fmt_int(MAX_POINTS_FIT as f64),
         fmt_int(MAX_MARKERS as f64)
@@ -222,6 +234,27 @@ fn render_key(html: &mut String, ks: &KeySeries) -> Result<(), ReportError> {
                 escape(&ks.key)
             );
         }
+    }
+    if let Some(svg) = residual_panel(ks)? {
+        html.push_str(&svg);
+        let _ = writeln!(
+            html,
+            "<p class=\"caption\">Residual: the value minus the fit's prediction before it, with \
+             the zone ±eps around 0 — inside it the fit does not move.{}</p>",
+            if ks.spc_limit.is_some() {
+                " The dashed lines are the SPC limits of the residual chart (re-estimated for \
+                 each tool); ticks at the top mark alarms, one per excursion."
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(svg) = position_panel(ks)? {
+        html.push_str(&svg);
+        html.push_str(
+            "<p class=\"caption\">Position after each bar (units of one notional), strategy and \
+             L2 baseline.</p>\n",
+        );
     }
     if !ks.markers.is_empty() {
         let _ = writeln!(

@@ -11,8 +11,16 @@
 //!   the positions of its smallest and largest finite value, so spikes stay visible. The raw
 //!   series `y` keeps at most [`MAX_POINTS_RAW`] points; the smooth fitted lines (level,
 //!   zone edges, baseline level) and each equity curve at most [`MAX_POINTS_FIT`] each.
-//!   Event markers are thinned to at most [`MAX_MARKERS`] per chart by keeping every k-th
-//!   marker of each kind. Statistics in captions and the table are never computed from
+//!   Event markers are thinned to at most [`MAX_MARKERS`] per kind and chart by keeping every
+//!   k-th marker of that kind, and the legend says so ("120 of 1,043"), so a busy run is not
+//!   a wall of markers. SPC alarms are also drawn as ticks along the top of the residual panel,
+//!   tool changes as thin vertical lines.
+//! - **Panels.** Under a key's chart: the residual (`y` − prediction) with the zone ±eps
+//!   around 0 (at price scale the band of the main chart is a hair), the SPC limits on the
+//!   residual when known, and for bars the positions of strategy and baseline. Under the
+//!   equity chart: drawdown and cumulative turnover of both. The residual panel's range is
+//!   ±max(the 99.5th percentile of |residual|, 1.5·max eps, 1.2·max limit); residuals beyond
+//!   it (gross gauge errors) are drawn on its edge. Statistics in captions and the table are never computed from
 //!   decimated data: they come from the driver.
 //! - **Non-finite values** are skipped when drawing (lines join across the gap; the zone
 //!   band is split into one shaded polygon per run of finite values). A key with no finite
@@ -40,6 +48,7 @@ mod axis;
 mod chart;
 mod decimate;
 mod html;
+mod panel;
 
 pub use axis::format_utc;
 pub use decimate::decimate_min_max;
@@ -50,9 +59,11 @@ pub const MAX_POINTS_RAW: usize = 2_000;
 /// Most points drawn for each smooth line: fitted level, each zone edge, baseline level, and
 /// each equity curve.
 pub const MAX_POINTS_FIT: usize = 1_000;
-/// Most event markers drawn on one key chart; the events table lists the first
-/// [`MAX_EVENT_ROWS`].
-pub const MAX_MARKERS: usize = 1_500;
+/// Most event markers of one kind drawn on one key chart (evenly chosen; the legend says how
+/// many of how many); the events table lists the first [`MAX_EVENT_ROWS`].
+pub const MAX_MARKERS: usize = 120;
+/// Most tool-change lines drawn on one key chart.
+pub const MAX_TOOL_LINES: usize = 400;
 /// Rows in each key's collapsible events table.
 pub const MAX_EVENT_ROWS: usize = 200;
 
@@ -126,7 +137,8 @@ impl SummaryRow {
     }
 }
 
-/// Compounded equity (starting at 1) of strategy and baseline on a common time axis.
+/// Compounded equity (starting at 1) of strategy and baseline on a common time axis, with
+/// their drawdowns and cumulative turnover (drawn in panels under the equity chart when given).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EquityCurves {
     /// Event time, epoch nanoseconds, UTC.
@@ -135,6 +147,12 @@ pub struct EquityCurves {
     pub strategy: Vec<f64>,
     /// Baseline equity at each `ts`.
     pub baseline: Vec<f64>,
+    /// Drawdown at each `ts`, E / max(E so far) − 1 over the *whole* series (not the samples).
+    pub strategy_drawdown: Vec<f64>,
+    pub baseline_drawdown: Vec<f64>,
+    /// One-way turnover summed up to each `ts`.
+    pub strategy_turnover: Vec<f64>,
+    pub baseline_turnover: Vec<f64>,
 }
 
 /// One key's series for its chart.
@@ -162,6 +180,18 @@ pub struct KeySeries {
     pub lsl: Option<f64>,
     /// Upper spec limit, drawn as a horizontal line when given.
     pub usl: Option<f64>,
+    /// `y` minus the fit's prediction before the record: drawn in a residual panel under the
+    /// chart with the band ±`zone` around 0, where the zone is visible at any price scale.
+    pub residual: Option<Vec<f64>>,
+    /// Half-width (3σ) of the SPC control limits on the residual at each point (measurements);
+    /// drawn as ±limit lines in the residual panel.
+    pub spc_limit: Option<Vec<f64>>,
+    /// Position (exposure) of the strategy after each record (bars): a panel under the chart.
+    pub position: Option<Vec<f64>>,
+    /// Position of the baseline after each record.
+    pub baseline_position: Option<Vec<f64>>,
+    /// Times of tool changes: thin vertical lines through the key's charts.
+    pub tool_changes: Vec<i64>,
 }
 
 /// One event drawn on a key chart.
