@@ -6,8 +6,11 @@
 #   3. runs every test in the release profile (one profile for build and tests, so the
 #      dependency tree is compiled once), then the tests that need the broker or the browser,
 #      which plain `cargo test` lists as ignored;
-#   4. ends with one tally line over both runs. Measurements marked #[ignore] (throughput and
-#      memory runs) count as skipped.
+#   4. checks deploy/ with scripts/deploy-check.sh (hadolint, kubernetes-validate,
+#      check-jsonschema, ShellCheck, systemd-analyze verify, deadband validate; it installs
+#      those tools when they are missing);
+#   5. ends with one tally line over both runs and the deploy checks. Measurements marked
+#      #[ignore] (throughput and memory runs) count as skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -34,13 +37,17 @@ cargo test --release --all-targets 2>&1 | tee "$log" || status=$?
 broker_log="$(mktemp)"
 cargo test --release --test daemon --test faults --test report -- --ignored --skip throughput --test-threads=1 2>&1 \
     | tee "$broker_log" || status=$?
+# The deploy/ checks (scripts/deploy-check.sh) use the binary the first run built.
+deploy_log="$(mktemp)"
+scripts/deploy-check.sh 2>&1 | tee "$deploy_log" || status=1
 awk '
     FNR == 1 { file++ }
     /^test result:/ {
         if (file == 1) { p += $4; f += $6; i += $8 }
         else { p += $4; f += $6; ran += $4 + $6 }
     }
+    /^deploy-check: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
     END { printf "%d passed, %d failed, %d skipped\n", p, f, i - ran }
-' "$log" "$broker_log"
-rm -f "$log" "$broker_log"
+' "$log" "$broker_log" "$deploy_log"
+rm -f "$log" "$broker_log" "$deploy_log"
 exit "$status"
