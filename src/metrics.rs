@@ -29,6 +29,15 @@
 //! | `deadband_record_latency_seconds_count` | counter | | records timed since start |
 //! | `deadband_record_latency_seconds_sum` | gauge (never decreases) | | total processing time since start, seconds |
 //! | `deadband_ready` | gauge | | 1 when `/readyz` answers 200, else 0 |
+//! | `deadband_zone_records_total` | counter | `group`, `zone` (`inside`, `outside`) | accepted records by key group and whether the zone absorbed them; dead-zone ratio = inside / all |
+//! | `deadband_zone_updates_total` | counter | `group` | records that moved the fit (update rate) |
+//! | `deadband_zone_regime` | gauge | `group` | regime index of the group's latest record (0 = base multiplier) |
+//! | `deadband_zone_compensations_total` | counter | `group` | tool compensations |
+//! | `deadband_zone_spc_alarms_total` | counter | `group` | SPC alarms |
+//!
+//! A key's **group** is its prefix before the first `.` (`press3.bore_dia` → `press3`), or the
+//! whole key; at most `[metrics] max_groups` groups (default 100) get series, later ones count
+//! under `group="other"` (see [`zone`]).
 //!
 //! The four `deadband_records_in_total{result=...}` series without `reason`, the checkpoint
 //! counter, `deadband_keys_in_state` and `deadband_ready` exist from start (at 0), so alerts
@@ -60,6 +69,9 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
+pub mod zone;
+pub use zone::key_group;
+
 const RECORDS_IN: &str = "deadband_records_in_total";
 const EVENTS_OUT: &str = "deadband_events_out_total";
 const DLQ: &str = "deadband_dlq_total";
@@ -89,7 +101,7 @@ const DEFAULT_LATENCY_WINDOW: Duration = Duration::from_secs(60);
 /// Content type of the Prometheus text exposition format.
 pub(crate) const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-static METADATA: Metadata<'static> =
+pub(crate) static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// The `result` label values of `deadband_records_in_total`, in counter-array order.
@@ -158,6 +170,7 @@ pub struct Metrics {
     lag: Mutex<BTreeMap<String, BTreeMap<i32, i64>>>,
     latency: Mutex<Latency>,
     latency_window: Duration,
+    zone: Mutex<zone::ZoneGroups>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -235,7 +248,9 @@ impl Metrics {
         let ready_gauge = recorder.register_gauge(&Key::from_name(READY), &METADATA);
         ready_gauge.set(0.0);
 
+        let zone = Mutex::new(zone::ZoneGroups::new(&recorder));
         Arc::new(Metrics {
+            zone,
             handle: recorder.handle(),
             recorder,
             records_in,
@@ -330,6 +345,27 @@ impl Metrics {
         latency.current.saturating_record(ns);
         latency.count += 1;
         latency.sum_ns = latency.sum_ns.saturating_add(ns);
+    }
+
+    /// Counts one accepted record of a key in `group` (see [`key_group`]) in the zone-health
+    /// series: inside or outside the zone, whether the fit moved, and the group's latest regime.
+    /// One lock shared by all partitions and a hash lookup.
+    pub fn zone_record(&self, group: &str, inside: bool, updated: bool, regime: u8) {
+        let mut zone = self.zone.lock().unwrap_or_else(PoisonError::into_inner);
+        zone.record(&self.recorder, group, inside, updated, regime);
+    }
+
+    /// Counts a compensation or SPC alarm of a key in `group`; other kinds are ignored here
+    /// (they are in `deadband_events_out_total`).
+    pub fn zone_event(&self, group: &str, kind: EventKind) {
+        let mut zone = self.zone.lock().unwrap_or_else(PoisonError::into_inner);
+        zone.event(&self.recorder, group, kind);
+    }
+
+    /// Caps the number of groups with their own zone-health series (at least 1).
+    pub fn set_max_groups(&self, max: usize) {
+        let mut zone = self.zone.lock().unwrap_or_else(PoisonError::into_inner);
+        zone.set_max(max);
     }
 
     /// Sets readiness: `/readyz` answers 200 and `deadband_ready` is 1 when `true`, else 503
@@ -452,7 +488,7 @@ impl Metrics {
     }
 }
 
-fn describe_counter(recorder: &PrometheusRecorder, name: &'static str, help: &'static str) {
+pub(crate) fn describe_counter(recorder: &PrometheusRecorder, name: &'static str, help: &'static str) {
     recorder.describe_counter(
         KeyName::from_const_str(name),
         None,
@@ -465,6 +501,6 @@ fn describe_counter(recorder: &PrometheusRecorder, name: &'static str, help: &'s
 /// The exporter treats a backslash that precedes `\` or `"` as an escape already written by the
 /// caller, so `a\"b` would come out as `a\"b` (read back as `a"b`). Doubling every backslash
 /// first makes each one come out as `\\`, which reads back as the original backslash.
-fn label(key: &'static str, value: &str) -> Label {
+pub(crate) fn label(key: &'static str, value: &str) -> Label {
     Label::new(key, value.replace('\\', "\\\\"))
 }

@@ -106,3 +106,16 @@ fn a_daemon_reads_one_input_topic() {
     let one = daemon("", "").replace("topic = \"bars\"", "topics = [\"bars\"]");
     parse(&one, Path::new("run.toml")).unwrap();
 }
+
+#[test]
+fn metric_groups_are_bounded() {
+    let ok = daemon("", "") + "[metrics]\nmax_groups = 10000\n";
+    parse(&ok, Path::new("run.toml")).unwrap();
+    for n in ["0", "10001"] {
+        let src = daemon("", "") + &format!("[metrics]\nmax_groups = {n}\n");
+        let e = err(&src);
+        let t = e.to_string();
+        assert!(t.contains("max_groups") && t.contains("1..=10000"), "{t}");
+        assert_eq!(e.at.map(|(line, _)| line), Some(11), "{t}");
+    }
+}

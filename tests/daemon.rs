@@ -449,6 +449,14 @@ fn metrics_match_what_was_sent() {
     assert_eq!(metric(&m, RECORDS, &[("result", "out_of_order")]), 1.0);
     assert_eq!(metric(&m, RECORDS, &[("result", "invalid")]), 0.0);
     assert_eq!(metric(&m, DLQ, &[]), 0.0);
+    // Zone health per key group (keys "A" and "B" are their own groups): every accepted record
+    // counted once, inside or outside the zone; the fit moved on at most that many.
+    const ZONE: &str = "deadband_zone_records_total";
+    for g in ["A", "B"] {
+        assert_eq!(metric(&m, ZONE, &[("group", g)]), 200.0, "group {g}");
+        let updates = metric(&m, "deadband_zone_updates_total", &[("group", g)]);
+        assert!((1.0..=200.0).contains(&updates), "group {g}: {updates} updates");
+    }
     let events = read_topic(&b, &t.events, t.partitions);
     assert!(!events.is_empty(), "trending bars give events");
     assert_eq!(metric(&m, EVENTS, &[]), events.len() as f64);

@@ -613,6 +613,79 @@ fn fresh_metrics_show_zeroed_series_and_not_ready() {
 }
 
 #[test]
+fn zone_health_is_counted_per_key_group_with_a_cap() {
+    let m = Metrics::new();
+    m.set_max_groups(2);
+    assert_eq!(deadband::metrics::key_group("press3.bore_dia"), "press3");
+    assert_eq!(deadband::metrics::key_group("AAPL"), "AAPL");
+    // group press3: 3 records, 2 inside the zone, 1 moved the fit; latest regime 2.
+    m.zone_record("press3", true, false, 0);
+    m.zone_record("press3", true, false, 1);
+    m.zone_record("press3", false, true, 2);
+    m.zone_event("press3", EventKind::ToolCompensation);
+    m.zone_event("press3", EventKind::SpcAlarm);
+    m.zone_event("press3", EventKind::SpcAlarm);
+    m.zone_event("press3", EventKind::Trend); // not a zone-health count
+    m.zone_record("AAPL", false, true, 0);
+    // Past the cap of 2 groups: counted under "other".
+    m.zone_record("MSFT", true, false, 1);
+    m.zone_record("IBM", false, false, 0);
+    m.zone_event("IBM", EventKind::ToolCompensation);
+
+    let exp = parse_ok(&m.render());
+    assert_eq!(exp.kind("deadband_zone_records_total"), Some("counter"));
+    assert_eq!(exp.kind("deadband_zone_regime"), Some("gauge"));
+    assert_series(
+        &exp,
+        "deadband_zone_records_total",
+        &[
+            (&[("group", "press3"), ("zone", "inside")], 2.0),
+            (&[("group", "press3"), ("zone", "outside")], 1.0),
+            (&[("group", "AAPL"), ("zone", "inside")], 0.0),
+            (&[("group", "AAPL"), ("zone", "outside")], 1.0),
+            (&[("group", "other"), ("zone", "inside")], 1.0),
+            (&[("group", "other"), ("zone", "outside")], 1.0),
+        ],
+    );
+    assert_series(
+        &exp,
+        "deadband_zone_updates_total",
+        &[
+            (&[("group", "press3")], 1.0),
+            (&[("group", "AAPL")], 1.0),
+            (&[("group", "other")], 0.0),
+        ],
+    );
+    assert_series(
+        &exp,
+        "deadband_zone_regime",
+        &[
+            (&[("group", "press3")], 2.0),
+            (&[("group", "AAPL")], 0.0),
+            (&[("group", "other")], 0.0),
+        ],
+    );
+    assert_series(
+        &exp,
+        "deadband_zone_compensations_total",
+        &[
+            (&[("group", "press3")], 1.0),
+            (&[("group", "AAPL")], 0.0),
+            (&[("group", "other")], 1.0),
+        ],
+    );
+    assert_series(
+        &exp,
+        "deadband_zone_spc_alarms_total",
+        &[
+            (&[("group", "press3")], 2.0),
+            (&[("group", "AAPL")], 0.0),
+            (&[("group", "other")], 0.0),
+        ],
+    );
+}
+
+#[test]
 fn revoked_partition_lag_series_disappears() {
     let m = Metrics::new();
     m.set_lag("bars", 0, 5);

@@ -77,14 +77,23 @@ pub struct MetricsConfig {
     /// `host:port`; loopback by default so nothing is exposed unless asked for.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Key groups (the key's prefix before its first `.`) with their own zone-health series;
+    /// later groups count under `group="other"`. 1..=10000.
+    #[serde(default = "default_max_groups")]
+    pub max_groups: usize,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             listen: default_listen(),
+            max_groups: default_max_groups(),
         }
     }
+}
+
+fn default_max_groups() -> usize {
+    crate::metrics::zone::DEFAULT_MAX_GROUPS
 }
 
 fn default_listen() -> String {
@@ -150,6 +159,14 @@ pub(super) fn check_kafka(
             "kind",
             "must be \"kafka\" when [output] kind = \"kafka\"".into(),
             Some("set kind = \"kafka\", brokers, topic and group in [input]".into()),
+        ));
+    }
+    if !(1..=10_000).contains(&metrics.max_groups) {
+        return Err(loc.key_error(
+            "metrics",
+            "max_groups",
+            format!("is {}; it must be 1..=10000", metrics.max_groups),
+            Some("each group is a set of series kept for the life of the process: keep it small, e.g. max_groups = 100".into()),
         ));
     }
     if !kin {

@@ -275,10 +275,20 @@ struct Metered<'s> {
 impl Stage for Metered<'_> {
     fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
         let t0 = Instant::now();
+        let key = item.record.as_ref().map(|r| r.key).ok();
         let submitted = self.flow.submit(item)?;
+        let metrics = &self.shared.metrics;
+        if let (Some(key), Ok(acc)) = (key, &submitted.result) {
+            let group = crate::metrics::key_group(key);
+            let fit = &acc.fit;
+            metrics.zone_record(group, fit.inside, fit.updated, fit.regime);
+            for e in submitted.events {
+                metrics.zone_event(group, e.body.kind());
+            }
+        }
         let outcome = submitted.result.map(|_| ());
-        self.shared.metrics.record_in(outcome);
-        self.shared.metrics.latency(t0.elapsed());
+        metrics.record_in(outcome);
+        metrics.latency(t0.elapsed());
         Ok(())
     }
 
@@ -500,6 +510,7 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
     let producer = kafka::producer(&base)?;
     let stop_timeout = Duration::from_secs(cfg.kafka.shutdown_timeout_s);
     let metrics = Metrics::new();
+    metrics.set_max_groups(cfg.metrics.max_groups);
     let shared = Arc::new(Shared {
         processor: Arc::new(cfg.processor.clone()),
         record: cfg.processor.record,
