@@ -488,7 +488,11 @@ impl Metrics {
     }
 }
 
-pub(crate) fn describe_counter(recorder: &PrometheusRecorder, name: &'static str, help: &'static str) {
+pub(crate) fn describe_counter(
+    recorder: &PrometheusRecorder,
+    name: &'static str,
+    help: &'static str,
+) {
     recorder.describe_counter(
         KeyName::from_const_str(name),
         None,

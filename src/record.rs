@@ -309,6 +309,9 @@ pub enum EventBody {
         level: f64,
         slope: f64,
         zone: f64,
+        /// With `[fit.macro]`: the scale whose change moved the traded direction.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scale: Option<crate::signal::scales::TrendScale>,
     },
     Rebalance {
         position_from: f64,

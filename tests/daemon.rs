@@ -455,7 +455,10 @@ fn metrics_match_what_was_sent() {
     for g in ["A", "B"] {
         assert_eq!(metric(&m, ZONE, &[("group", g)]), 200.0, "group {g}");
         let updates = metric(&m, "deadband_zone_updates_total", &[("group", g)]);
-        assert!((1.0..=200.0).contains(&updates), "group {g}: {updates} updates");
+        assert!(
+            (1.0..=200.0).contains(&updates),
+            "group {g}: {updates} updates"
+        );
     }
     let events = read_topic(&b, &t.events, t.partitions);
     assert!(!events.is_empty(), "trending bars give events");

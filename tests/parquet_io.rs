@@ -26,6 +26,7 @@ use deadband::io::parquet::{
 use deadband::record::{
     Bar, Event, EventBody, FitRow, Invalid, Measurement, Payload, RecordKind, Ts,
 };
+use deadband::signal::scales::TrendScale;
 use deadband::zone::spc::Rule;
 
 /// Writes columns as one Parquet file with the plain arrow writer; `row_group` rows per group.
@@ -717,6 +718,7 @@ fn sample_events(n: usize) -> Vec<Event> {
                     level: 100.0 + x,
                     slope: -0.5 * x,
                     zone: 0.25,
+                    scale: [None, Some(TrendScale::Tactical), Some(TrendScale::Macro)][i % 3],
                 },
                 1 => EventBody::Rebalance {
                     position_from: 0.5,
@@ -795,6 +797,7 @@ fn events_round_trip_with_exact_schema_and_values() {
         ("limit", DataType::Float64),
         ("rule", DataType::Utf8),
         ("tool", DataType::UInt32),
+        ("scale", DataType::Utf8),
     ];
     let schema = b.schema();
     let got_types: Vec<(&str, DataType)> = schema
@@ -813,6 +816,7 @@ fn events_round_trip_with_exact_schema_and_values() {
             .clone()
     };
     let (id, key, kind, rule) = (s("id"), s("key"), s("kind"), s("rule"));
+    let scale = s("scale");
     let seq = b
         .column_by_name("seq")
         .unwrap()
@@ -877,6 +881,7 @@ fn events_round_trip_with_exact_schema_and_values() {
         let mut want_dir = None;
         let mut want_rule = None;
         let mut want_tool = None;
+        let mut want_scale = None;
         match e.body {
             EventBody::Trend {
                 direction,
@@ -884,8 +889,10 @@ fn events_round_trip_with_exact_schema_and_values() {
                 level,
                 slope,
                 zone,
+                scale,
             } => {
                 want_dir = Some(direction);
+                want_scale = scale.map(TrendScale::as_str);
                 want.extend([
                     ("strength", strength),
                     ("level", level),
@@ -931,6 +938,7 @@ fn events_round_trip_with_exact_schema_and_values() {
         assert_eq!(dir_col.is_valid(i).then(|| dir_col.value(i)), want_dir);
         assert_eq!(rule.is_valid(i).then(|| rule.value(i)), want_rule);
         assert_eq!(tool_col.is_valid(i).then(|| tool_col.value(i)), want_tool);
+        assert_eq!(scale.is_valid(i).then(|| scale.value(i)), want_scale);
     }
 
     assert_eq!(read_events(&path).unwrap(), events);

@@ -17,6 +17,7 @@ use crate::pipeline::{KeyParams, KeyPattern, ProcessorConfig, TimeAxis};
 use crate::record::RecordKind;
 use crate::signal::book::BookSpec;
 use crate::signal::compensate::CompSpec;
+use crate::signal::scales::MacroSpec;
 use crate::signal::trend::TrendSpec;
 use crate::zone::fit::FitSpec;
 use crate::zone::scale::RegimeSet;
@@ -336,7 +337,45 @@ fn resolve_key(
         None
     };
 
+    let macro_scale = match &fit.macro_scale {
+        None => None,
+        Some(_) if record == RecordKind::Measurement => {
+            return Err(loc.key_error(
+                &section("fit"),
+                "macro",
+                "is for bars: the measurement loop has its own tool-change and step handling"
+                    .into(),
+                Some("remove [fit.macro], or set [input] record = \"bar\"".into()),
+            ))
+        }
+        Some(m) => {
+            let mut spec = MacroSpec::with_trend(trend);
+            set!(spec.multiplier, m.multiplier);
+            set!(spec.forgetting, m.forgetting);
+            set!(spec.trend.horizon, m.horizon);
+            set!(spec.trend.enter, m.enter);
+            set!(spec.trend.exit, m.exit);
+            set!(spec.combine, m.combine);
+            if spec.trend.exit > spec.trend.enter && m.exit.is_none() {
+                // A macro enter below the tactical exit: keep exit <= enter.
+                spec.trend.exit = spec.trend.enter;
+            }
+            let fit_err = FitSpec {
+                forgetting: spec.forgetting,
+                ..fs
+            }
+            .validate()
+            .err()
+            .filter(|e| e.param == "forgetting");
+            spec.validate()
+                .and(fit_err.map_or(Ok(()), Err))
+                .map_err(|e| perr("fit.macro", e))?;
+            Some(spec)
+        }
+    };
+
     let params = KeyParams {
+        macro_scale,
         scale,
         regimes,
         floor: zone.floor,

@@ -151,6 +151,21 @@ pub(super) struct RawFit {
     #[serde(default)]
     pub(super) time: TimeKind,
     pub(super) time_unit_s: Option<f64>,
+    /// `[fit.macro]`: the slow scale (bars); absent = one scale.
+    #[serde(rename = "macro")]
+    pub(super) macro_scale: Option<RawMacro>,
+}
+
+/// `[fit.macro]` as written; missing keys take `MacroSpec::with_trend` of the key's `[signal]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMacro {
+    pub(super) multiplier: Option<f64>,
+    pub(super) forgetting: Option<f64>,
+    pub(super) horizon: Option<f64>,
+    pub(super) enter: Option<f64>,
+    pub(super) exit: Option<f64>,
+    pub(super) combine: Option<crate::signal::scales::Combine>,
 }
 
 /// `[signal]` as written.

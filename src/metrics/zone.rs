@@ -77,7 +77,11 @@ impl ZoneGroups {
             RECORDS,
             "Accepted records by key group and whether the residual fell inside the zone.",
         );
-        describe_counter(recorder, UPDATES, "Records that moved the fit, by key group.");
+        describe_counter(
+            recorder,
+            UPDATES,
+            "Records that moved the fit, by key group.",
+        );
         recorder.describe_gauge(
             ::metrics::KeyName::from_const_str(REGIME),
             None,
@@ -100,7 +104,11 @@ impl ZoneGroups {
     fn series(&mut self, recorder: &PrometheusRecorder, group: &str) -> &Series {
         // Two lookups on the rare insert path keep the common path free of a String allocation.
         if !self.groups.contains_key(group) {
-            let name = if self.groups.len() < self.max { group } else { OTHER };
+            let name = if self.groups.len() < self.max {
+                group
+            } else {
+                OTHER
+            };
             if !self.groups.contains_key(name) {
                 let series = Series::register(recorder, name);
                 self.groups.insert(name.to_owned(), series);

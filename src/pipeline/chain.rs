@@ -9,8 +9,9 @@ use crate::record::{Event, EventBody, FitRow, Measurement, Payload, Record, Ts};
 use crate::signal::book::{Book, BookStep};
 use crate::signal::compensate::{Compensation, Compensator, Spec, Trigger};
 use crate::signal::control::{Control, Part};
+use crate::signal::scales::{self, TrendScale};
 use crate::signal::trend::Trend;
-use crate::zone::fit::{FitCounts, Fitter, Step};
+use crate::zone::fit::{FitCounts, FitSpec, Fitter, Step};
 use crate::zone::scale::{Scale, ScaleInput, ScaleSpec, Zone};
 use crate::zone::spc::{Rule, Spc, SpcSpec};
 use crate::zone::ParamError;
@@ -59,6 +60,18 @@ pub struct KeyCore {
     /// compensation.
     #[serde(default)]
     pub control: Control,
+    /// With `[fit.macro]`: the slow fit, its trend, and the combined (traded) trend; `trend`
+    /// above is then the tactical one.
+    #[serde(default)]
+    pub macro_scale: Option<MacroState>,
+}
+
+/// The macro scale of one key (see `signal::scales`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MacroState {
+    pub fitter: Fitter,
+    pub trend: Trend,
+    pub combined: Trend,
 }
 
 impl KeyCore {
@@ -111,6 +124,24 @@ impl KeyCore {
             control: match p.comp.trigger {
                 Trigger::Predictive => Control::new(p.spc.as_ref())?,
                 Trigger::Shewhart => Control::default(),
+            },
+            macro_scale: match &p.macro_scale {
+                None => None,
+                Some(m) => {
+                    m.validate()?;
+                    let spec = FitSpec {
+                        forgetting: m.forgetting,
+                        ..p.fit
+                    };
+                    Some(MacroState {
+                        fitter: Fitter::new(spec).map_err(|e| ParamError {
+                            param: "macro.forgetting",
+                            ..e
+                        })?,
+                        trend: Trend::default(),
+                        combined: Trend::default(),
+                    })
+                }
             },
         })
     }
@@ -202,21 +233,36 @@ pub(super) fn step(
         }
     }
 
-    if seq >= p.trend.warmup && core.trend.update(&p.trend, fit.slope, eps) {
+    let warm = seq >= p.trend.warmup;
+    let tactical_changed = warm && core.trend.update(&p.trend, fit.slope, eps);
+    // The traded trend: the tactical one, or with `[fit.macro]` the two scales combined.
+    let (traded, changed) = match (&p.macro_scale, &mut core.macro_scale) {
+        (Some(spec), Some(m)) => {
+            let wide = eps * spec.multiplier;
+            let slow = m.fitter.update(t, y, wide);
+            let macro_changed = warm && m.trend.update(&spec.trend, slow.slope, wide);
+            let c = scales::combine(spec.combine, core.trend, m.trend, m.combined, macro_changed);
+            m.combined = c.trend;
+            (c.trend, c.changed)
+        }
+        _ => (core.trend, tactical_changed.then_some(TrendScale::Tactical)),
+    };
+    if let Some(scale) = changed {
         emit(
             out,
             EventBody::Trend {
-                direction: core.trend.direction,
-                strength: core.trend.strength,
+                direction: traded.direction,
+                strength: traded.strength,
                 level: fit.level,
                 slope: fit.slope,
                 zone: eps,
+                scale: p.macro_scale.is_some().then_some(scale),
             },
         );
     }
     if let Payload::Bar(_) = rec.payload {
         core.book
-            .decide(p.book.target(core.trend.direction, core.trend.strength));
+            .decide(p.book.target(traded.direction, traded.strength));
     }
 
     Accepted {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::record::RecordKind;
 use crate::signal::book::BookSpec;
 use crate::signal::compensate::CompSpec;
+use crate::signal::scales::MacroSpec;
 use crate::signal::trend::TrendSpec;
 use crate::zone::fit::FitSpec;
 use crate::zone::scale::{RegimeSet, ScaleSpec};
@@ -55,6 +56,8 @@ pub struct KeyParams {
     pub book: BookSpec,
     pub comp: CompSpec,
     pub spc: Option<SpcSpec>,
+    /// `[fit.macro]`: a second, slower fit with a wider zone that gates the trend (bars).
+    pub macro_scale: Option<MacroSpec>,
 }
 
 impl KeyParams {

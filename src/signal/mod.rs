@@ -1,4 +1,4 @@
-//! Decisions from a fit — pure: trend direction, positions and costs, tool compensation with its
+//! Decisions from a fit — pure: trend direction (one scale or two), positions and costs, tool compensation with its
 //! outlier gate and residual chart, performance, active statistics against benchmarks, and
 //! scores against generated ground truth.
 
@@ -9,5 +9,6 @@ pub mod compensate;
 pub mod control;
 pub mod gate;
 pub mod perf;
+pub mod scales;
 pub mod trend;
 pub mod truth;

@@ -17,6 +17,7 @@ use super::columns::{
 use super::source::builder;
 use super::SourceError;
 use crate::record::{Event, EventBody};
+use crate::signal::scales::TrendScale;
 use crate::zone::spc::Rule;
 
 /// `ts` of the output files: nanoseconds, UTC.
@@ -70,6 +71,7 @@ pub fn events_schema() -> SchemaRef {
     );
     fields.push(Field::new("rule", DataType::Utf8, true));
     fields.push(Field::new("tool", DataType::UInt32, true));
+    fields.push(Field::new("scale", DataType::Utf8, true));
     Arc::new(Schema::new(fields))
 }
 
@@ -106,6 +108,7 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, SourceError> {
         col("direction", ColType::Num, false),
         col("rule", ColType::Key, false),
         col("tool", ColType::Num, false),
+        col("scale", ColType::Key, false),
     ];
     specs.extend(EVENT_F64.iter().map(|n| col(n, ColType::Num, false)));
     check_schema(path, &schema, &specs, "event")?;
@@ -176,6 +179,10 @@ fn read_event_batch(
         .column_by_name("rule")
         .map(|a| key_col(path, "rule", a))
         .transpose()?;
+    let scale = b
+        .column_by_name("scale")
+        .map(|a| key_col(path, "scale", a))
+        .transpose()?;
     let tool: Option<UInt32Array> = match b.column_by_name("tool") {
         Some(a) => Some(
             cast(a, &DataType::UInt32)
@@ -234,6 +241,13 @@ fn read_event_batch(
                 level: num(F_LEVEL)?,
                 slope: num(F_SLOPE)?,
                 zone: num(F_ZONE)?,
+                // Null (or absent) without `[fit.macro]`.
+                scale: match scale.as_ref().map(|s| s.get(i)).filter(|s| !s.is_empty()) {
+                    None => None,
+                    Some(s) => Some(TrendScale::parse(s).ok_or_else(|| {
+                        bad(format!("`scale` is `{s}`; expected tactical or macro"))
+                    })?),
+                },
             },
             "rebalance" => EventBody::Rebalance {
                 position_from: num(F_FROM)?,

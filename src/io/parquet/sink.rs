@@ -53,6 +53,7 @@ pub struct EventWriter {
     f: [Float64Builder; 12],
     rule: StringBuilder,
     tool: UInt32Builder,
+    scale: StringBuilder,
     pending: usize,
 }
 
@@ -71,6 +72,7 @@ impl EventWriter {
             f: std::array::from_fn(|_| Float64Builder::with_capacity(n)),
             rule: StringBuilder::with_capacity(n, n),
             tool: UInt32Builder::with_capacity(n),
+            scale: StringBuilder::with_capacity(n, n),
             pending: 0,
         })
     }
@@ -81,6 +83,7 @@ impl EventWriter {
         let mut direction = None;
         let mut rule = None;
         let mut tool = None;
+        let mut scale = None;
         match e.body {
             EventBody::Trend {
                 direction: d,
@@ -88,8 +91,10 @@ impl EventWriter {
                 level,
                 slope,
                 zone,
+                scale: s,
             } => {
                 direction = Some(d);
+                scale = s.map(|s| s.as_str());
                 f[F_STRENGTH] = Some(strength);
                 f[F_LEVEL] = Some(level);
                 f[F_SLOPE] = Some(slope);
@@ -137,6 +142,7 @@ impl EventWriter {
         }
         self.rule.append_option(rule);
         self.tool.append_option(tool);
+        self.scale.append_option(scale);
         self.pending += 1;
         if self.pending >= SINK_BATCH_ROWS {
             self.flush()?;
@@ -156,6 +162,7 @@ impl EventWriter {
         cols.extend(self.f.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
         cols.push(Arc::new(self.rule.finish()));
         cols.push(Arc::new(self.tool.finish()));
+        cols.push(Arc::new(self.scale.finish()));
         self.pending = 0;
         write_columns(&mut self.out, cols)
     }

@@ -22,6 +22,10 @@ const FIELDS: &[(&str, &[&str])] = &[
     ),
     ("fit", &["forgetting", "leak", "order", "method", "p0"]),
     (
+        "fit.macro",
+        &["multiplier", "forgetting", "horizon", "enter", "exit"],
+    ),
+    (
         "signal",
         &["horizon", "enter", "exit", "saturate", "band", "warmup"],
     ),
