@@ -108,6 +108,38 @@ fn sigkill_at_twenty_moments_loses_nothing() {
     );
 }
 
+/// A SIGTERM that reaches the daemon while it is still starting — here while the broker does
+/// not answer (SIGSTOP), so the daemon waits on its changelog check — is kept and honoured once
+/// it can stop: exit 0, never the signal's default action. The SIGKILL test found this: its last
+/// restart, with nothing left to read, was terminated at once and died of the signal.
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs it"]
+fn a_sigterm_while_starting_is_honoured() {
+    let _ = brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Tansu::start(dir.path(), free_port(), "tansu.log");
+    let b = format!("127.0.0.1:{}", broker.port);
+    let t = Topics::create(&b, "earlyterm", 2);
+    let port = free_port();
+    let config = write_config(dir.path(), &b, &t, port);
+    let signal = |sig: &str, pid: u32| {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    let tansu = broker.child.id();
+    signal("-STOP", tansu);
+    let mut d = Daemon::start(&config, dir.path().join("daemon.log"));
+    wait_for("/healthz", &mut d, || http_get(port, "/healthz").is_some());
+    signal("-TERM", d.pid());
+    std::thread::sleep(Duration::from_millis(1500));
+    signal("-CONT", tansu);
+    d.terminate();
+}
+
 /// A tansu broker of this test's own (the shared one must not be stopped under other tests),
 /// on durable SQLite storage in `dir`.
 struct Tansu {

@@ -482,6 +482,9 @@ fn restore(shared: &Shared, (topic, partition): &Tp) -> Result<(Processor, u64),
 
 /// Runs the daemon until SIGTERM/SIGINT (exit 0 after a final checkpoint) or a fatal error.
 pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
+    // First of all: a SIGTERM that arrives while starting (restoring, creating the changelog)
+    // must still mean "stop cleanly", not the default action that kills the process.
+    let mut shutdown = Shutdown::install();
     let missing = |what: &str| DaemonError::NotConfigured(format!("{what} is required"));
     let brokers = cfg
         .input
@@ -577,7 +580,7 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
     };
 
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutdown requested: checkpointing"),
+        _ = shutdown.requested() => tracing::info!("shutdown requested: checkpointing"),
         _ = shared.fatal_notify.notified() => tracing::info!("stopping after a fatal error"),
     }
 
@@ -635,20 +638,33 @@ fn poll_loop(consumer: &BaseConsumer<Ctx>, shared: &Shared, stop: &AtomicBool) {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT, listened for from the start of [`run`] so that one arriving early is
+/// kept until the main loop asks.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+    term: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn install() -> Shutdown {
+        Shutdown {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install the SIGTERM handler"),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on SIGTERM (also one received before this call) or SIGINT.
+    async fn requested(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
