@@ -130,7 +130,7 @@ pub struct ActiveReport {
 
 impl ActiveBook {
     /// One accepted bar of `key` at `ts`: the strategy's and the baseline's net PnL on it;
-    /// `keys` is the number of keys in the book so far (as given to the portfolios).
+    /// `keys` is the number of keys in the book after it (as given to the portfolios).
     pub fn add(
         &mut self,
         key: &str,
@@ -155,8 +155,8 @@ impl ActiveBook {
     }
 
     /// Closes the last period.
-    pub fn finish(self, keys: usize, periods_per_year: Option<f64>) -> ActiveReport {
-        let stats = |p: Portfolio| ActiveStats::from_active(&p.finish(keys), periods_per_year);
+    pub fn finish(self, periods_per_year: Option<f64>) -> ActiveReport {
+        let stats = |p: Portfolio| ActiveStats::from_active(&p.finish(), periods_per_year);
         ActiveReport {
             vs_baseline: stats(self.vs_baseline),
             vs_buy_and_hold: stats(self.vs_hold),

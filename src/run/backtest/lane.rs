@@ -135,7 +135,6 @@ pub(super) fn stats(
     periods_per_year: Option<f64>,
     truth: bool,
 ) -> RunStats {
-    let keys = processor.key_count();
     let c = *processor.counters();
     let mut s = RunStats::default();
     let (mut records, mut updates, mut inside, mut oot) = (0u64, 0u64, 0u64, 0u64);
@@ -159,7 +158,7 @@ pub(super) fn stats(
         tools += core.control.tool.changes;
     }
     s.net_return = s.gross_return - s.costs;
-    let perf = portfolio.finish(keys);
+    let perf = portfolio.finish();
     s.sharpe = perf.sharpe(periods_per_year);
     s.max_drawdown = perf.max_drawdown();
     s.hit_rate = perf.hit_rate();

@@ -179,7 +179,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     let counters = *processor.counters();
     let keys = processor.key_count();
     let key_stats = charts.key_stats(&processor);
-    let active = (record == RecordKind::Bar).then(|| active.finish(keys, cfg.periods_per_year));
+    let active = (record == RecordKind::Bar).then(|| active.finish(cfg.periods_per_year));
     let strategy_stats = RunStats {
         trend_truth: strategy_truth,
         ..stats(
