@@ -130,7 +130,8 @@ pub struct ActiveReport {
 
 impl ActiveBook {
     /// One accepted bar of `key` at `ts`: the strategy's and the baseline's net PnL on it;
-    /// `keys` is the number of keys in the book after it (as given to the portfolios).
+    /// `keys` is the number of keys in the book after it (as given to the portfolios). Returns
+    /// the bar's buy-and-hold PnL.
     pub fn add(
         &mut self,
         key: &str,
@@ -139,7 +140,7 @@ impl ActiveBook {
         strategy: f64,
         baseline: f64,
         keys: usize,
-    ) {
+    ) -> f64 {
         let hold = match self.hold.get_mut(key) {
             Some(h) => h.on_close(close),
             None => {
@@ -152,6 +153,7 @@ impl ActiveBook {
         self.vs_baseline.add(ts, strategy - baseline, keys);
         self.vs_hold.add(ts, strategy - hold, keys);
         self.baseline_vs_hold.add(ts, baseline - hold, keys);
+        hold
     }
 
     /// Closes the last period.

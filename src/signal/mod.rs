@@ -1,6 +1,6 @@
 //! Decisions from a fit — pure: trend direction, positions and costs, tool compensation with its
-//! outlier gate and residual chart, performance, active statistics against benchmarks, and
-//! scores against generated ground truth.
+//! outlier gate and residual chart, performance (and its per-period sums, which shards merge),
+//! active statistics against benchmarks, and scores against generated ground truth.
 
 pub mod active;
 pub mod book;
@@ -9,5 +9,6 @@ pub mod compensate;
 pub mod control;
 pub mod gate;
 pub mod perf;
+pub mod periods;
 pub mod trend;
 pub mod truth;
