@@ -96,6 +96,12 @@ impl Failure for crate::run::daemon::DaemonError {
     }
 }
 
+impl Failure for crate::run::merge::MergeError {
+    fn is_user_error(&self) -> bool {
+        self.is_bad_input()
+    }
+}
+
 impl Failure for crate::run::demo::DemoError {
     fn is_user_error(&self) -> bool {
         use crate::run::demo::DemoError;

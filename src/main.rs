@@ -12,6 +12,7 @@ use deadband::run::backtest::BacktestOptions;
 use deadband::run::gen::{GenKind, GenOptions};
 use deadband::run::grr::{GrrOptions, StudyFiles};
 use deadband::run::produce::ProduceOptions;
+use deadband::run::shard::Shard;
 use deadband::zone::grr::GrrMethod;
 
 #[derive(Parser)]
@@ -45,6 +46,23 @@ enum Command {
         /// Output folder; overrides [output] path.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Skip report.html.
+        #[arg(long)]
+        no_report: bool,
+        /// Keep only the keys of shard I of N (a stable hash of the key); merge the N shard
+        /// folders with `deadband merge`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
+    },
+    /// Merge the output folders of `backtest --shard I/N` (every I of one N) into one: events,
+    /// fit rows, per-period series, summary.json (portfolio statistics recomputed) and report.
+    Merge {
+        /// Output folder.
+        #[arg(value_name = "OUT")]
+        out: PathBuf,
+        /// The shard folders, in any order.
+        #[arg(value_name = "DIR", required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
         /// Skip report.html.
         #[arg(long)]
         no_report: bool,
@@ -204,6 +222,7 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
             input,
             out,
             no_report,
+            shard,
         } => {
             let cfg = load_config(&config)?;
             let out = out
@@ -214,8 +233,19 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
                 out: out.clone(),
                 progress: true,
                 report: !no_report,
+                shard,
             };
             let summary = deadband::run::backtest::run(&cfg, &opts)?;
+            print!("{}", deadband::run::demo::describe(&summary, &out));
+            Ok(())
+        }
+        Command::Merge {
+            out,
+            dirs,
+            no_report,
+        } => {
+            let summary = deadband::run::merge::run(&out, &dirs, !no_report)?;
+            println!("merged {} shards", dirs.len());
             print!("{}", deadband::run::demo::describe(&summary, &out));
             Ok(())
         }

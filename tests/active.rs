@@ -83,7 +83,7 @@ fn active_book_groups_records_into_periods() {
     // period 3: A flat, B +20 % (B's exposure 0.9): hold 0.18 on B
     a.add("A", 3, 110.0, 0.0, 0.0, 2);
     a.add("B", 3, 54.0, 0.1, 0.1, 2);
-    let r = a.finish(2, None);
+    let r = a.finish(None);
     // Hold PnL: period 2 A +0.1, B -0.1; period 3 A 0, B 0.9 x 0.2 = 0.18.
     // vs baseline: (0, (0.1 - 0.02) / 2, 0); vs hold: (0, (0 + 0.1) / 2, (0 - 0.08) / 2);
     // baseline vs hold: (0, (-0.1 + 0.12) / 2, (0 - 0.08) / 2).

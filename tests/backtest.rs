@@ -35,6 +35,7 @@ fn run(cfg: &Config, input: &Path, out: &Path) -> Summary {
         out: out.to_path_buf(),
         progress: false,
         report: true,
+        shard: None,
     };
     backtest::run(cfg, &opts).unwrap()
 }

@@ -367,6 +367,7 @@ fn the_backtest_keeps_parts_in_tolerance_with_a_tenth_of_shewharts_compensations
                 out: dir.path().join(format!("out{seed}{with_tool}")),
                 progress: false,
                 report: false,
+                shard: None,
             };
             let s = backtest::run(&cfg, &opts).unwrap();
             let (a, b) = (&s.strategy, &s.baseline);

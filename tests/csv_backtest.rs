@@ -83,6 +83,7 @@ fn run(config: &str, kind: &str, input: &Path, out: &Path) -> Summary {
         out: out.to_path_buf(),
         progress: false,
         report: false,
+        shard: None,
     };
     backtest::run(&cfg, &opts).expect("backtest")
 }

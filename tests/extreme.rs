@@ -163,6 +163,7 @@ fn summary_bad(dir: &Path, extreme: bool) -> Vec<String> {
         out: out.clone(),
         progress: false,
         report: false,
+        shard: None,
     };
     backtest::run(&cfg, &opts).unwrap();
     let text = std::fs::read_to_string(out.join("summary.json")).unwrap();

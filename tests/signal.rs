@@ -117,9 +117,22 @@ fn portfolio_groups_records_by_timestamp() {
     pf.add(1, 0.0, 2);
     pf.add(2, -0.01, 2);
     pf.add(2, 0.03, 2);
-    let p = pf.finish(2);
+    let p = pf.finish();
     assert_eq!(p.periods(), 2);
     assert!((p.equity() - 1.01 * 1.01).abs() < 1e-12);
+}
+
+/// A period's sum is divided by the keys in the book at the end of that period: a key that
+/// first appears in the next period does not dilute it.
+#[test]
+fn portfolio_divides_by_the_keys_at_the_end_of_the_period() {
+    let mut pf = Portfolio::default();
+    pf.add(1, 0.02, 1);
+    pf.add(1, 0.02, 2); // a second key joins within period 1: 0.04 / 2
+    pf.add(2, 0.03, 3); // a third key joins at period 2's first record: 0.03 / 3
+    let p = pf.finish();
+    assert_eq!(p.periods(), 2);
+    assert!((p.equity() - 1.02 * 1.01).abs() < 1e-12, "{}", p.equity());
 }
 
 #[test]

@@ -279,6 +279,7 @@ fn the_backtest_scores_the_signal_against_the_generated_truth() {
             out: out.clone(),
             progress: false,
             report: true,
+            shard: None,
         },
     )
     .unwrap();

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 /// The file names a run may write; on commit, those of a previous run that this run did not
 /// write (say `fit.parquet` after a run without `emit_fit`) are removed, so the folder holds
 /// exactly one run's outputs.
-pub const OUTPUTS: [&str; 4] = [
+pub const OUTPUTS: [&str; 6] = [
     "events.parquet",
     "fit.parquet",
+    "periods.parquet",
+    "shard.json",
     "summary.json",
     "report.html",
 ];

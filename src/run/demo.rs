@@ -220,6 +220,7 @@ pub fn run(out: &Path) -> Result<DemoOutcome, DemoError> {
         out: out.to_path_buf(),
         progress: true,
         report: true,
+        shard: None,
     };
     let market = backtest::run(&market_cfg, &opts(&market_file, &market_out))?;
     let sensor = backtest::run(&sensor_cfg, &opts(&sensor_file, &sensor_out))?;

@@ -130,7 +130,8 @@ pub struct ActiveReport {
 
 impl ActiveBook {
     /// One accepted bar of `key` at `ts`: the strategy's and the baseline's net PnL on it;
-    /// `keys` is the number of keys in the book so far (as given to the portfolios).
+    /// `keys` is the number of keys in the book after it (as given to the portfolios). Returns
+    /// the bar's buy-and-hold PnL.
     pub fn add(
         &mut self,
         key: &str,
@@ -139,7 +140,7 @@ impl ActiveBook {
         strategy: f64,
         baseline: f64,
         keys: usize,
-    ) {
+    ) -> f64 {
         let hold = match self.hold.get_mut(key) {
             Some(h) => h.on_close(close),
             None => {
@@ -152,11 +153,12 @@ impl ActiveBook {
         self.vs_baseline.add(ts, strategy - baseline, keys);
         self.vs_hold.add(ts, strategy - hold, keys);
         self.baseline_vs_hold.add(ts, baseline - hold, keys);
+        hold
     }
 
     /// Closes the last period.
-    pub fn finish(self, keys: usize, periods_per_year: Option<f64>) -> ActiveReport {
-        let stats = |p: Portfolio| ActiveStats::from_active(&p.finish(keys), periods_per_year);
+    pub fn finish(self, periods_per_year: Option<f64>) -> ActiveReport {
+        let stats = |p: Portfolio| ActiveStats::from_active(&p.finish(), periods_per_year);
         ActiveReport {
             vs_baseline: stats(self.vs_baseline),
             vs_buy_and_hold: stats(self.vs_hold),

@@ -2,7 +2,11 @@
 //!
 //! Definitions (also in the README):
 //! * per-period portfolio return `r_t` = sum over keys of (PnL − cost) on period t, divided by the
-//!   number of keys (each key holds one notional of a K-notional book);
+//!   number of keys in the book at the end of period t (each key holds one notional of a
+//!   K-notional book; a key enters the book with its first record). Dividing by the count at
+//!   the period's end — not at the next period's start, which may already hold a new key — makes
+//!   `r_t` depend only on records up to t, so shards over disjoint keys merge exactly:
+//!   `r_t = Σ shard sums / Σ shard key counts as of t`;
 //! * Sharpe = mean(r) / std(r) with the sample standard deviation (ddof = 1), times
 //!   sqrt(periods_per_year) only when that is configured — not annualised otherwise;
 //! * max drawdown as empyrical: on the compounded equity `E_t = Π(1 + r_s)`, the most negative
@@ -108,29 +112,33 @@ impl Perf {
 pub struct Portfolio {
     current_ts: Option<i64>,
     sum: f64,
+    /// The key count given with the period's latest record: the book's size at its end.
+    keys: usize,
     pub perf: Perf,
 }
 
 impl Portfolio {
-    /// Adds one record's net PnL at `ts`; `keys` is the number of keys in the book so far.
+    /// Adds one record's net PnL at `ts`; `keys` is the number of keys in the book after this
+    /// record (the last one given in a period divides its sum).
     pub fn add(&mut self, ts: i64, net_pnl: f64, keys: usize) {
         if self.current_ts != Some(ts) {
-            self.flush_period(keys);
+            self.flush_period();
             self.current_ts = Some(ts);
         }
         self.sum += net_pnl;
+        self.keys = keys;
     }
 
-    fn flush_period(&mut self, keys: usize) {
+    fn flush_period(&mut self) {
         if self.current_ts.is_some() {
-            self.perf.push(self.sum / keys.max(1) as f64);
+            self.perf.push(self.sum / self.keys.max(1) as f64);
         }
         self.sum = 0.0;
     }
 
     /// Closes the last period; returns the statistics.
-    pub fn finish(mut self, keys: usize) -> Perf {
-        self.flush_period(keys);
+    pub fn finish(mut self) -> Perf {
+        self.flush_period();
         self.current_ts = None;
         self.perf
     }

@@ -21,7 +21,7 @@
 //!   `false flips per 1,000 bars = 1000 × false / bars` scores noise immunity, the delay
 //!   scores responsiveness.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One key's state for scoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -112,7 +112,8 @@ fn sign(x: f64) -> i8 {
 }
 
 /// Counts over any number of keys (add each key's bars, then [`TruthTrack::finish`] each).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Scores of disjoint key sets add up ([`TruthScore::merge`]), which is how shards combine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TruthScore {
     pub bars: u64,
     pub agree: u64,
@@ -148,6 +149,17 @@ pub struct TruthReport {
 }
 
 impl TruthScore {
+    /// Adds the counts and delays of another key set's score.
+    pub fn merge(&mut self, other: &TruthScore) {
+        self.bars += other.bars;
+        self.agree += other.agree;
+        self.changes += other.changes;
+        self.missed += other.missed;
+        self.delays.extend_from_slice(&other.delays);
+        self.flips += other.flips;
+        self.false_flips += other.false_flips;
+    }
+
     /// The report; `None` when no bar was scored.
     pub fn report(mut self) -> Option<TruthReport> {
         if self.bars == 0 {

@@ -33,6 +33,12 @@
 //! The merge itself (module `merge`) is generic over a per-file cursor, so the CSV source
 //! ([`crate::io::csv`]) shares it, and shares [`SourceError`] and [`SourceOptions`].
 //!
+//! # Shard outputs
+//!
+//! [`PeriodWriter`] / [`PeriodReader`] write and read `periods.parquet` (per-period sums a merge
+//! of shards needs), and [`combine_sorted`] merges shards' events or fit files into one sorted
+//! file (k-way by `ts`).
+//!
 //! # Sinks
 //!
 //! [`EventWriter`] and [`FitWriter`] buffer rows in Arrow builders, hand a batch to the Parquet
@@ -51,13 +57,17 @@ use crate::record::Ts;
 
 mod atomic;
 mod columns;
+mod combine;
 mod events;
 pub(crate) mod merge;
+mod periods;
 mod sink;
 mod source;
 
 pub use atomic::AtomicParquetWriter;
+pub use combine::{combine_sorted, CombineError};
 pub use events::{events_schema, fit_schema, read_events};
+pub use periods::{periods_schema, PeriodReader, PeriodWriter};
 pub use sink::{EventWriter, FitWriter, SINK_BATCH_ROWS, SINK_ROW_GROUP_ROWS};
 pub use source::{ParquetSource, SourceOptions};
 

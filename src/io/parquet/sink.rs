@@ -24,7 +24,7 @@ pub const SINK_BATCH_ROWS: usize = 8192;
 pub const SINK_ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Snappy, [`SINK_ROW_GROUP_ROWS`] rows per row group.
-fn sink_props() -> WriterProperties {
+pub(super) fn sink_props() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(SINK_ROW_GROUP_ROWS))
@@ -32,7 +32,10 @@ fn sink_props() -> WriterProperties {
 }
 
 /// Assembles `columns` into a batch of the writer's schema and writes it.
-fn write_columns(out: &mut AtomicParquetWriter, columns: Vec<ArrayRef>) -> Result<(), SinkError> {
+pub(super) fn write_columns(
+    out: &mut AtomicParquetWriter,
+    columns: Vec<ArrayRef>,
+) -> Result<(), SinkError> {
     let batch =
         RecordBatch::try_new(out.schema().clone(), columns).map_err(|source| SinkError::Batch {
             file: out.dest().to_path_buf(),

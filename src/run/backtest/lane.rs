@@ -1,5 +1,5 @@
 //! One method (strategy or baseline) of a backtest: its flow, the closed loop of tool offsets,
-//! the portfolio, and the method's results at the end.
+//! the portfolio, and the trend signal's scores against the truth.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use crate::flow::{Flow, FlowError, Item, NoCheckpoint, Sink};
 use crate::pipeline::{Accepted, Processor, ProcessorConfig};
-use crate::record::{Event, EventBody, EventKind, Payload, RecordKind};
-use crate::signal::compensate::Trigger;
+use crate::record::{Event, EventBody, Payload};
 use crate::signal::perf::Portfolio;
-use crate::signal::truth::{TruthReport, TruthScore, TruthTrack};
+use crate::signal::truth::{TruthScore, TruthTrack};
 
-use super::{BacktestError, RunStats};
+use super::BacktestError;
 
 /// One method (strategy or baseline) being replayed: a flow plus what the backtest adds around
 /// it — the closed loop of tool offsets and the portfolio's per-period returns.
@@ -88,13 +87,14 @@ impl<K: Sink> Lane<K> {
         Ok(acc)
     }
 
-    /// The ground-truth scores of the trend signal; `None` without a `true_trend` column.
-    pub(super) fn truth_report(&self) -> Option<TruthReport> {
+    /// The ground-truth counts of the trend signal, every key finished (all zero without a
+    /// `true_trend` column).
+    pub(super) fn truth_score(&self) -> TruthScore {
         let mut score = self.truth_score.clone();
         for track in self.trend_truth.values() {
             track.finish(&mut score);
         }
-        score.report()
+        score
     }
 }
 
@@ -125,64 +125,4 @@ fn score_truth(
             }
         }
     }
-}
-
-/// One method's results from its processor's state and its portfolio.
-pub(super) fn stats(
-    processor: &Processor,
-    portfolio: Portfolio,
-    record: RecordKind,
-    periods_per_year: Option<f64>,
-    truth: bool,
-) -> RunStats {
-    let keys = processor.key_count();
-    let c = *processor.counters();
-    let mut s = RunStats::default();
-    let (mut records, mut updates, mut inside, mut oot) = (0u64, 0u64, 0u64, 0u64);
-    let (mut true_oot, mut gated, mut tools, mut steps) = (0u64, 0u64, 0u64, 0u64);
-    // In key order: float sums must not depend on the hash map's order.
-    let mut cores: Vec<_> = processor.keys().collect();
-    cores.sort_unstable_by_key(|&(name, _)| name);
-    for (_, core) in cores {
-        s.turnover += core.book.turnover;
-        s.gross_return += core.book.gross;
-        s.costs += core.book.costs;
-        s.rebalances += core.book.trades;
-        let fc = core.fit_counts();
-        records += fc.records;
-        updates += fc.updates;
-        inside += fc.inside;
-        oot += core.out_of_tolerance;
-        true_oot += core.truly_out_of_tolerance;
-        gated += core.control.gate.gated;
-        steps += core.control.gate.steps;
-        tools += core.control.tool.changes;
-    }
-    s.net_return = s.gross_return - s.costs;
-    let perf = portfolio.finish(keys);
-    s.sharpe = perf.sharpe(periods_per_year);
-    s.max_drawdown = perf.max_drawdown();
-    s.hit_rate = perf.hit_rate();
-    let ratio = |a: u64| {
-        if records == 0 {
-            0.0
-        } else {
-            a as f64 / records as f64
-        }
-    };
-    s.dead_zone_ratio = ratio(inside);
-    s.update_rate = ratio(updates);
-    s.trend_events = c.events_of(EventKind::Trend);
-    if record == RecordKind::Measurement {
-        s.compensations = Some(c.events_of(EventKind::ToolCompensation));
-        s.out_of_tolerance = Some(oot);
-        s.truly_out_of_tolerance = truth.then_some(true_oot);
-        s.spc_alarms = Some(c.events_of(EventKind::SpcAlarm));
-        if processor.config().defaults.comp.trigger == Trigger::Predictive {
-            s.gated = Some(gated);
-            s.steps = Some(steps);
-            s.tool_changes = Some(tools);
-        }
-    }
-    s
 }

@@ -8,26 +8,35 @@
 //! or not the strategy is told of the change (`[compensation] tool_column`). With a
 //! `true_value` column (generated data) the same offsets shift the truth, and parts truly out
 //! of tolerance are counted beside those measured out.
+//!
+//! With `--shard I/N` only the records whose key falls in shard I (`run::shard::shard_of`)
+//! reach the lanes, so a shard's outputs are those of a run over its keys alone. Every run also
+//! writes what `deadband merge` needs: `periods.parquet` (per-period sums before division) and
+//! `shard.json` (the raw counts behind the summary, see `parts`).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::{Config, InputKind};
 use crate::error::Failure;
-use crate::flow::{drive, Discard, DriveOptions, FlowError, Item, Source, Stage};
+use crate::flow::{drive, Discard, DriveOptions, FlowError, Source};
 use crate::io::parquet::{SinkError, SourceError, SourceOptions};
 use crate::io::replay::{FileFormat, FileSource, ParquetSink};
 use crate::io::staging::Staging;
 use crate::pipeline::KeyParamError;
-use crate::record::{Invalid, Payload, RecordKind};
+use crate::record::Invalid;
+use crate::run::shard::{self, Shard};
 use crate::run::summary;
-use crate::signal::active::ActiveBook;
 
 mod lane;
+mod parts;
+mod replay;
 mod results;
 
-use lane::{stats, Lane};
+use lane::Lane;
+pub use parts::{MethodCounts, Parts, PARTS_VERSION};
+use replay::Replay;
 pub(crate) use results::Thin;
 pub use results::{Rejected, RunStats, Summary};
 
@@ -100,6 +109,8 @@ pub struct BacktestOptions {
     pub progress: bool,
     /// Write `report.html`.
     pub report: bool,
+    /// `--shard I/N`: keep only the keys of shard I of N.
+    pub shard: Option<Shard>,
 }
 
 /// The format of a replay's files: `[input] kind`, or — for a Kafka config replayed with
@@ -114,7 +125,7 @@ pub(crate) fn file_format(kind: InputKind, pattern: &str) -> FileFormat {
 }
 
 /// Replays the configured input; writes `events.parquet`, `fit.parquet` (when `emit_fit`),
-/// `summary.json` and `report.html` into `opts.out`.
+/// `periods.parquet`, `shard.json`, `summary.json` and `report.html` into `opts.out`.
 pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestError> {
     let pattern = match (&opts.input, &cfg.input.path) {
         (Some(p), _) => p.clone(),
@@ -153,14 +164,14 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     let events_path = out.join("events.parquet");
     let fit_path = out.join("fit.parquet");
     let sink = ParquetSink::create(out, cfg.output.emit_fit)?;
-    let mut replay = Replay {
-        strategy: Lane::new(cfg.processor.clone(), &cfg.file, sink)?,
-        baseline: Lane::new(cfg.baseline(), &cfg.file, Discard)?,
-        charts: crate::run::collect::Charts::new(cfg.output.report_keys),
-        bar: progress_bar(opts.progress, source.total_hint()),
-        rows: 0,
-        active: ActiveBook::default(),
-    };
+    let mut replay = Replay::new(
+        Lane::new(cfg.processor.clone(), &cfg.file, sink)?,
+        Lane::new(cfg.baseline(), &cfg.file, Discard)?,
+        crate::run::collect::Charts::new(cfg.output.report_keys),
+        progress_bar(opts.progress, source.total_hint()),
+        opts.shard,
+        out,
+    )?;
     drive(&mut source, &mut replay, DriveOptions::default()).map_err(BacktestError::Flow)?;
     let Replay {
         strategy,
@@ -169,37 +180,32 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         bar,
         rows,
         active,
+        periods,
+        mut period_file,
+        ..
     } = replay;
     bar.finish_and_clear();
-    let strategy_truth = strategy.truth_report();
-    let baseline_truth = baseline.truth_report();
+    if let Some(last) = periods.finish() {
+        period_file.write(&last)?;
+    }
+    period_file.finish()?;
+    let strategy_counts = MethodCounts::of(
+        strategy.flow.processor(),
+        strategy.truth,
+        strategy.truth_score(),
+    );
+    let baseline_counts = MethodCounts::of(
+        baseline.flow.processor(),
+        baseline.truth,
+        baseline.truth_score(),
+    );
+    let strategy_perf = strategy.portfolio.finish();
+    let baseline_perf = baseline.portfolio.finish();
     let (processor, sink, _) = strategy.flow.into_parts();
     sink.finish()?;
 
     let counters = *processor.counters();
-    let keys = processor.key_count();
     let key_stats = charts.key_stats(&processor);
-    let active = (record == RecordKind::Bar).then(|| active.finish(keys, cfg.periods_per_year));
-    let strategy_stats = RunStats {
-        trend_truth: strategy_truth,
-        ..stats(
-            &processor,
-            strategy.portfolio,
-            record,
-            cfg.periods_per_year,
-            strategy.truth,
-        )
-    };
-    let baseline_stats = RunStats {
-        trend_truth: baseline_truth,
-        ..stats(
-            baseline.flow.processor(),
-            baseline.portfolio,
-            record,
-            cfg.periods_per_year,
-            baseline.truth,
-        )
-    };
     let elapsed = started.elapsed().as_secs_f64();
     let mut rejected = Rejected {
         out_of_order: counters.out_of_order,
@@ -212,8 +218,6 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
             rejected.invalid.insert(i.as_str().to_string(), n);
         }
     }
-    let turnover_reduction = (record == RecordKind::Bar && baseline_stats.turnover > 0.0)
-        .then(|| 1.0 - strategy_stats.turnover / baseline_stats.turnover);
     let events_by_kind =
         summary::events_by_kind(&events_path).map_err(|message| BacktestError::Summary {
             path: events_path.clone(),
@@ -227,33 +231,36 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     } else {
         Vec::new()
     };
-    let summary = Summary {
-        rows,
-        keys,
-        elapsed_s: elapsed,
-        rows_per_s: if elapsed > 0.0 {
-            rows as f64 / elapsed
-        } else {
-            0.0
-        },
+    let parts = Parts {
+        version: PARTS_VERSION,
+        shard: opts.shard,
+        fingerprint: shard::fingerprint(cfg),
         record,
         input: pattern,
-        accepted: counters.ok,
-        rejected,
-        strategy: strategy_stats,
-        baseline: baseline_stats,
-        turnover_reduction,
-        active,
-        events_by_kind,
-        per_key,
+        emit_fit: cfg.output.emit_fit,
         periods_per_year: cfg.periods_per_year,
+        rows,
+        keys: processor.key_count() as u64,
+        accepted: counters.ok,
+        elapsed_s: elapsed,
+        rejected,
+        strategy: strategy_counts,
+        baseline: baseline_counts,
+        events_by_kind,
     };
-    let summary_path = out.join("summary.json");
-    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
-    std::fs::write(&summary_path, json + "\n").map_err(|source| BacktestError::Write {
-        path: summary_path,
-        source,
-    })?;
+    let active = active.finish(cfg.periods_per_year);
+    let summary = parts.summary(&strategy_perf, &baseline_perf, active, per_key);
+    let write = |name: &str, result: std::io::Result<()>| {
+        result.map_err(|source| BacktestError::Write {
+            path: out.join(name),
+            source,
+        })
+    };
+    write("shard.json", write_json(&out.join("shard.json"), &parts))?;
+    write(
+        "summary.json",
+        write_json(&out.join("summary.json"), &summary),
+    )?;
     if opts.report {
         let data = charts.into_report(cfg, &summary, key_stats);
         crate::run::report::write(&out.join("report.html"), &data)?;
@@ -265,51 +272,10 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     Ok(summary)
 }
 
-/// The backtest's stage: each record goes through the strategy and the baseline lane, and the
-/// report collects what both did.
-struct Replay {
-    strategy: Lane<ParquetSink>,
-    baseline: Lane<Discard>,
-    charts: crate::run::collect::Charts,
-    bar: indicatif::ProgressBar,
-    rows: u64,
-    active: ActiveBook,
-}
-
-impl Stage for Replay {
-    fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
-        self.rows += 1;
-        let acc = self.strategy.step(&item)?;
-        let base = self.baseline.step(&item)?;
-        if let (Ok(rec), Some(a)) = (&item.record, &acc) {
-            if let Payload::Bar(bar) = rec.payload {
-                let b = base.as_ref().map_or(0.0, |b| b.book.gross - b.book.cost);
-                let keys = self.strategy.flow.processor().key_count();
-                let net = a.book.gross - a.book.cost;
-                self.active.add(rec.key, rec.ts, bar.close, net, b, keys);
-            }
-        }
-        if let Ok(rec) = &item.record {
-            self.charts.record(
-                rec,
-                acc.as_ref(),
-                base.as_ref(),
-                self.strategy.flow.last_events(),
-                self.strategy.portfolio.perf.equity(),
-                self.baseline.portfolio.perf.equity(),
-                self.strategy.flow.processor(),
-            );
-        }
-        if self.rows % 65_536 == 0 {
-            self.bar.set_position(self.rows);
-        }
-        Ok(())
-    }
-
-    fn checkpoint(&mut self) -> Result<(), FlowError> {
-        self.strategy.flow.checkpoint()?;
-        self.baseline.flow.checkpoint()
-    }
+/// Writes `value` as pretty JSON and a newline.
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(value).expect("plain data serialises");
+    std::fs::write(path, json + "\n")
 }
 
 fn progress_bar(wanted: bool, total: u64) -> indicatif::ProgressBar {

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::record::RecordKind;
+use crate::run::shard::Shard;
 use crate::run::summary;
 use crate::signal::active::ActiveReport;
 use crate::signal::truth::TruthReport;
@@ -51,7 +52,7 @@ pub struct RunStats {
 }
 
 /// Records that were not processed, by reason.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Rejected {
     pub invalid: BTreeMap<String, u64>,
     pub out_of_order: u64,
@@ -67,6 +68,9 @@ pub struct Summary {
     pub rows_per_s: f64,
     pub record: RecordKind,
     pub input: String,
+    /// `--shard I/N`: this run kept only the keys of shard I of N (absent when not sharded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     pub accepted: u64,
     pub rejected: Rejected,
     pub strategy: RunStats,

@@ -1,0 +1,134 @@
+//! The backtest's stage: keeps the records of its shard, runs each through the strategy and the
+//! baseline lane, groups their PnL into periods for `periods.parquet`, and lets the report
+//! collect what both did.
+
+use std::path::Path;
+
+use crate::flow::{Discard, FlowError, Item, Stage, Step};
+use crate::io::parquet::{PeriodWriter, SinkError};
+use crate::io::replay::ParquetSink;
+use crate::pipeline::Accepted;
+use crate::record::{Payload, Record};
+use crate::run::collect::Charts;
+use crate::run::shard::Shard;
+use crate::signal::active::ActiveBook;
+use crate::signal::periods::{ActiveSums, PeriodLog, PeriodSums};
+
+use super::lane::Lane;
+
+pub(super) struct Replay {
+    pub(super) strategy: Lane<ParquetSink>,
+    pub(super) baseline: Lane<Discard>,
+    pub(super) charts: Charts,
+    pub(super) bar: indicatif::ProgressBar,
+    /// Records read from the input, and those of this shard given to the lanes.
+    seen: u64,
+    pub(super) rows: u64,
+    pub(super) active: ActiveBook,
+    /// Keep only this shard's keys (`None`: every key).
+    shard: Option<Shard>,
+    /// The open period, and the file the closed ones go to (the caller writes the last one).
+    pub(super) periods: PeriodLog,
+    pub(super) period_file: PeriodWriter,
+}
+
+impl Replay {
+    pub(super) fn new(
+        strategy: Lane<ParquetSink>,
+        baseline: Lane<Discard>,
+        charts: Charts,
+        bar: indicatif::ProgressBar,
+        shard: Option<Shard>,
+        out: &Path,
+    ) -> Result<Self, SinkError> {
+        Ok(Self {
+            strategy,
+            baseline,
+            charts,
+            bar,
+            seen: 0,
+            rows: 0,
+            active: ActiveBook::default(),
+            shard,
+            periods: PeriodLog::default(),
+            period_file: PeriodWriter::create(&out.join("periods.parquet"))?,
+        })
+    }
+
+    /// Adds one record's PnL and turnover (of whichever lane accepted it) to its period.
+    fn period(
+        &mut self,
+        rec: &Record<'_>,
+        acc: Option<&Accepted>,
+        base: Option<&Accepted>,
+    ) -> Result<(), SinkError> {
+        let net = |a: Option<&Accepted>| a.map_or(0.0, |a| a.book.gross - a.book.cost);
+        let traded =
+            |a: Option<&Accepted>| a.and_then(|a| a.book.trade).map_or(0.0, |t| t.turnover);
+        let (s, b) = (net(acc), net(base));
+        let keys = self.strategy.flow.processor().key_count();
+        let active = match (rec.payload, acc) {
+            (Payload::Bar(bar), Some(_)) => {
+                let hold = self.active.add(rec.key, rec.ts, bar.close, s, b, keys);
+                Some(ActiveSums {
+                    vs_baseline: s - b,
+                    vs_hold: s - hold,
+                    baseline_vs_hold: b - hold,
+                })
+            }
+            _ => None,
+        };
+        let row = PeriodSums {
+            ts: rec.ts,
+            keys: keys as u64,
+            strategy: s,
+            baseline: b,
+            strategy_turnover: traded(acc),
+            baseline_turnover: traded(base),
+            active,
+        };
+        match self.periods.add(row) {
+            Some(done) => self.period_file.write(&done),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Stage for Replay {
+    fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
+        self.seen += 1;
+        if self.seen % 65_536 == 0 {
+            self.bar.set_position(self.seen);
+        }
+        if let Some(shard) = self.shard {
+            if !shard.keeps(item.record.as_ref().ok().map(|r| r.key)) {
+                return Ok(());
+            }
+        }
+        self.rows += 1;
+        let acc = self.strategy.step(&item)?;
+        let base = self.baseline.step(&item)?;
+        let Ok(rec) = &item.record else {
+            return Ok(());
+        };
+        if acc.is_some() || base.is_some() {
+            self.period(rec, acc.as_ref(), base.as_ref())
+                .map_err(|e| FlowError::new(Step::Emit, e))?;
+        }
+        self.charts.record(
+            rec,
+            acc.as_ref(),
+            base.as_ref(),
+            self.strategy.flow.last_events(),
+            self.strategy.portfolio.perf.equity(),
+            self.baseline.portfolio.perf.equity(),
+            self.strategy.flow.processor(),
+        );
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<(), FlowError> {
+        self.strategy.flow.checkpoint()?;
+        self.baseline.flow.checkpoint()
+    }
+}
