@@ -16,7 +16,16 @@ fn parquet_to_csv(parquet: &Path, csv_path: &Path, kind: RecordKind) {
         .expect("open parquet");
     let mut w = csv::Writer::from_path(csv_path).unwrap();
     let header: &[&str] = match kind {
-        RecordKind::Bar => &["key", "ts", "open", "high", "low", "close", "volume"],
+        RecordKind::Bar => &[
+            "key",
+            "ts",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "true_trend",
+        ],
         RecordKind::Measurement => &[
             "key",
             "ts",
@@ -41,6 +50,7 @@ fn parquet_to_csv(parquet: &Path, csv_path: &Path, kind: RecordKind) {
                 b.low.to_string(),
                 b.close.to_string(),
                 opt(b.volume),
+                opt(b.true_trend),
             ]),
             Payload::Measurement(m) => row.extend([
                 m.value.to_string(),

@@ -99,7 +99,15 @@ fn write_csv(path: &Path, records: &[Owned], how: TsText) {
             Payload::Bar(b) => {
                 if i == 0 {
                     w.write_record([
-                        "close", "ts", "note", "key", "volume", "low", "open", "high",
+                        "close",
+                        "ts",
+                        "note",
+                        "key",
+                        "volume",
+                        "low",
+                        "open",
+                        "high",
+                        "true_trend",
                     ])
                     .unwrap();
                 }
@@ -112,6 +120,7 @@ fn write_csv(path: &Path, records: &[Owned], how: TsText) {
                     b.low.to_string(),
                     b.open.to_string(),
                     b.high.to_string(),
+                    opt_text(b.true_trend),
                 ])
                 .unwrap();
             }
