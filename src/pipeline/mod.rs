@@ -13,7 +13,6 @@
 mod chain;
 mod params;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -65,9 +64,15 @@ struct KeyState {
 }
 
 /// Keyed state plus the per-record chain.
+///
+/// Keys live in a dense `Vec` in first-seen order; a map from name to slot finds them. One
+/// lookup per record (foldhash: a fast keyed hash, still seeded per process against collision
+/// floods from untrusted Kafka keys), and the name's one allocation is shared by the map, the
+/// state and every event.
 pub struct Processor {
     cfg: Arc<ProcessorConfig>,
-    keys: HashMap<Box<str>, KeyState>,
+    index: foldhash::HashMap<Arc<str>, usize>,
+    keys: Vec<KeyState>,
     /// Keys changed since the last `drain_changed`, each once, in first-change order.
     changed: Vec<Arc<str>>,
     counters: Counters,
@@ -84,7 +89,8 @@ impl Processor {
         }
         Ok(Self {
             cfg,
-            keys: HashMap::new(),
+            index: Default::default(),
+            keys: Vec::new(),
             changed: Vec::new(),
             counters: Counters::default(),
         })
@@ -110,20 +116,28 @@ impl Processor {
 
     /// The state of every key, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = (&str, &KeyCore)> {
-        self.keys.values().map(|s| (&*s.name, &s.core))
+        self.keys.iter().map(|s| (&*s.name, &s.core))
     }
 
     pub fn key_state(&self, key: &str) -> Option<&KeyCore> {
-        self.keys.get(key).map(|s| &s.core)
+        self.index.get(key).map(|&i| &self.keys[i].core)
     }
 
     /// The key's state, created from its parameters on first sight (keys appear lazily).
+    #[inline]
     fn state_mut(&mut self, key: &str) -> Result<&mut KeyState, ParamError> {
-        if !self.keys.contains_key(key) {
-            let core = KeyCore::new(self.cfg.params_for(key))?;
-            self.insert(key, core);
-        }
-        Ok(self.keys.get_mut(key).expect("inserted above"))
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None => self.create(key)?,
+        };
+        Ok(&mut self.keys[i])
+    }
+
+    #[cold]
+    fn create(&mut self, key: &str) -> Result<usize, ParamError> {
+        let params = self.cfg.params_for(key).clone();
+        let core = KeyCore::new(&params)?;
+        Ok(self.push(key, params, core))
     }
 
     /// Processes one record: pushes its events to `out` and says what happened.
@@ -177,7 +191,8 @@ impl Processor {
         mut f: impl FnMut(&str, &KeyCore) -> Result<(), E>,
     ) -> Result<(), E> {
         while let Some(name) = self.changed.last() {
-            if let Some(s) = self.keys.get_mut(&**name) {
+            if let Some(&i) = self.index.get(&**name) {
+                let s = &mut self.keys[i];
                 f(name, &s.core)?;
                 s.changed = false;
             }
@@ -196,18 +211,42 @@ impl Processor {
         self.insert(key, core);
     }
 
-    fn insert(&mut self, key: &str, core: KeyCore) {
-        let state = KeyState {
-            name: Arc::from(key),
-            params: self.cfg.params_for(key).clone(),
+    /// Puts `core` in the key's slot (a new slot for a new key); returns the slot.
+    fn insert(&mut self, key: &str, core: KeyCore) -> usize {
+        if let Some(&i) = self.index.get(key) {
+            self.keys[i].core = core;
+            return i;
+        }
+        let params = self.cfg.params_for(key).clone();
+        self.push(key, params, core)
+    }
+
+    /// A new key's slot (the key is not indexed yet).
+    fn push(&mut self, key: &str, params: Arc<KeyParams>, core: KeyCore) -> usize {
+        let name: Arc<str> = Arc::from(key);
+        let i = self.keys.len();
+        self.keys.push(KeyState {
+            name: name.clone(),
+            params,
             core,
             changed: false,
-        };
-        self.keys.insert(key.into(), state);
+        });
+        self.index.insert(name, i);
+        i
     }
 
     /// Forgets a key (e.g. its partition was revoked).
     pub fn remove(&mut self, key: &str) -> bool {
-        self.keys.remove(key).is_some()
+        let Some(i) = self.index.remove(key) else {
+            return false;
+        };
+        self.keys.swap_remove(i);
+        if let Some(moved) = self.keys.get(i) {
+            *self
+                .index
+                .get_mut(&*moved.name)
+                .expect("every slot is indexed") = i;
+        }
+        true
     }
 }

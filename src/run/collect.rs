@@ -58,7 +58,7 @@ struct PortfolioPoint {
 pub struct Charts {
     max_keys: usize,
     keys: Vec<KeyBuf>,
-    index: HashMap<Box<str>, usize>,
+    index: foldhash::HashMap<Box<str>, usize>,
     equity: Thin<PortfolioPoint>,
     /// Running maxima of both equities (drawdowns use every period, not only the samples).
     peak: (f64, f64),
@@ -72,7 +72,7 @@ impl Charts {
         Self {
             max_keys,
             keys: Vec::new(),
-            index: HashMap::new(),
+            index: Default::default(),
             equity: Thin::new(POINTS),
             peak: (f64::NEG_INFINITY, f64::NEG_INFINITY),
             turnover: (0.0, 0.0),

@@ -20,8 +20,6 @@
 //!   equal weights and no trading costs; the exposure drifts with the price like the book's
 //!   (`e_t = e_{t−1}·(1 + r_t)`, PnL of bar t = `e_{t−1}·r_t`), so the first bar earns nothing.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::book::bar_return;
@@ -111,7 +109,7 @@ impl HoldLong {
 /// order.
 #[derive(Debug, Clone, Default)]
 pub struct ActiveBook {
-    hold: HashMap<Box<str>, HoldLong>,
+    hold: foldhash::HashMap<Box<str>, HoldLong>,
     vs_baseline: Portfolio,
     vs_hold: Portfolio,
     baseline_vs_hold: Portfolio,

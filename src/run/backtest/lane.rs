@@ -1,7 +1,6 @@
 //! One method (strategy or baseline) of a backtest: its flow, the closed loop of tool offsets,
 //! the portfolio, and the method's results at the end.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,11 +19,11 @@ pub(super) struct Lane<K: Sink> {
     pub(super) flow: Flow<K, NoCheckpoint>,
     pub(super) portfolio: Portfolio,
     /// Measurements: the tool offset applied so far per key (closed loop), and the key's tool.
-    offsets: HashMap<Box<str>, (f64, Option<u32>)>,
+    offsets: foldhash::HashMap<Box<str>, (f64, Option<u32>)>,
     /// Whether any record carried a true value.
     pub(super) truth: bool,
     /// Bars with a `true_trend` column: the trend signal scored against it, per key.
-    trend_truth: HashMap<Box<str>, TruthTrack>,
+    trend_truth: foldhash::HashMap<Box<str>, TruthTrack>,
     truth_score: TruthScore,
 }
 
@@ -37,9 +36,9 @@ impl<K: Sink> Lane<K> {
         Ok(Self {
             flow: Flow::new(processor, sink, NoCheckpoint),
             portfolio: Portfolio::default(),
-            offsets: HashMap::new(),
+            offsets: Default::default(),
             truth: false,
-            trend_truth: HashMap::new(),
+            trend_truth: Default::default(),
             truth_score: TruthScore::default(),
         })
     }
@@ -101,7 +100,7 @@ impl<K: Sink> Lane<K> {
 /// Scores an accepted bar's trend signal against its `true_trend`; a bar without one only
 /// moves the signal of a key already scored.
 fn score_truth(
-    tracks: &mut HashMap<Box<str>, TruthTrack>,
+    tracks: &mut foldhash::HashMap<Box<str>, TruthTrack>,
     score: &mut TruthScore,
     key: &str,
     true_trend: Option<f64>,
