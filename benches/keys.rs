@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use deadband::config::parse;
-use deadband::pipeline::{KeyCore, Processor};
+use deadband::pipeline::{ControlSlot, KeyCore, Processor};
 use deadband::record::{Bar, Payload, Record};
 use deadband::run::gen::{GenOptions, MarketGen};
 use deadband::signal::book::Book;
@@ -142,14 +142,16 @@ fn million_keys(c: &mut Criterion) {
         size_of::<KeyCore>(),
     );
     println!(
-        "million_keys: KeyCore parts in bytes: scale={} fitter={} trend={} book={} comp={} spc={} \
-         control={}",
+        "million_keys: KeyCore parts in bytes: scale={} fitter={} trend={} book={} comp={} \
+         spc={} (a chart, boxed: {}) control={} (the measurement loop, boxed on first use: {})",
         size_of::<Scale>(),
         size_of::<Fitter>(),
         size_of::<Trend>(),
         size_of::<Book>(),
         size_of::<Compensator>(),
-        size_of::<Option<Spc>>(),
+        size_of::<Option<Box<Spc>>>(),
+        size_of::<Spc>(),
+        size_of::<ControlSlot>(),
         size_of::<Control>(),
     );
 

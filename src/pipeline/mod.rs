@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use chain::{Accepted, KeyCore};
+pub use chain::{Accepted, ControlSlot, KeyCore};
 pub use params::{KeyParamError, KeyParams, KeyPattern, OutOfOrder, ProcessorConfig, TimeAxis};
 
 use crate::record::{Event, EventKind, Invalid, Record, Reject};
