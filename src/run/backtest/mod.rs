@@ -160,6 +160,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         bar: progress_bar(opts.progress, source.total_hint()),
         rows: 0,
         active: ActiveBook::default(),
+        slots: Default::default(),
     };
     drive(&mut source, &mut replay, DriveOptions::default()).map_err(BacktestError::Flow)?;
     let Replay {
@@ -169,6 +170,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         bar,
         rows,
         active,
+        ..
     } = replay;
     bar.finish_and_clear();
     let strategy_truth = strategy.truth_report();
@@ -274,35 +276,54 @@ struct Replay {
     bar: indicatif::ProgressBar,
     rows: u64,
     active: ActiveBook,
+    /// Key name -> slot (see [`Replay::slot`]).
+    slots: foldhash::HashMap<Box<str>, usize>,
+}
+
+impl Replay {
+    /// The key's slot: 0, 1, 2, … in first-seen order. One lookup per record serves both lanes'
+    /// side tables, the active book and the charts.
+    fn slot(&mut self, key: &str) -> usize {
+        if let Some(&s) = self.slots.get(key) {
+            return s;
+        }
+        let s = self.slots.len();
+        self.slots.insert(key.into(), s);
+        s
+    }
 }
 
 impl Stage for Replay {
     fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
         self.rows += 1;
-        let acc = self.strategy.step(&item)?;
-        let base = self.baseline.step(&item)?;
-        if let (Ok(rec), Some(a)) = (&item.record, &acc) {
-            if let Payload::Bar(bar) = rec.payload {
-                let b = base.as_ref().map_or(0.0, |b| b.book.gross - b.book.cost);
-                let keys = self.strategy.flow.processor().key_count();
-                let net = a.book.gross - a.book.cost;
-                self.active.add(rec.key, rec.ts, bar.close, net, b, keys);
-            }
-        }
-        if let Ok(rec) = &item.record {
-            self.charts.record(
-                rec,
-                acc.as_ref(),
-                base.as_ref(),
-                self.strategy.flow.last_events(),
-                self.strategy.portfolio.perf.equity(),
-                self.baseline.portfolio.perf.equity(),
-                self.strategy.flow.processor(),
-            );
-        }
         if self.rows % 65_536 == 0 {
             self.bar.set_position(self.rows);
         }
+        let slot = match &item.record {
+            Ok(rec) => Some(self.slot(rec.key)),
+            Err(_) => None,
+        };
+        let acc = self.strategy.step(&item, slot)?;
+        let base = self.baseline.step(&item, slot)?;
+        let (Ok(rec), Some(slot)) = (&item.record, slot) else {
+            return Ok(());
+        };
+        if let (Payload::Bar(bar), Some(a)) = (rec.payload, &acc) {
+            let b = base.as_ref().map_or(0.0, |b| b.book.gross - b.book.cost);
+            let keys = self.strategy.flow.processor().key_count();
+            let net = a.book.gross - a.book.cost;
+            self.active.add_slot(slot, rec.ts, bar.close, net, b, keys);
+        }
+        self.charts.record(
+            rec,
+            slot,
+            acc.as_ref(),
+            base.as_ref(),
+            self.strategy.flow.last_events(),
+            self.strategy.portfolio.perf.equity(),
+            self.baseline.portfolio.perf.equity(),
+            self.strategy.flow.processor(),
+        );
         Ok(())
     }
 
