@@ -13,6 +13,7 @@
 mod chain;
 mod params;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,21 @@ struct KeyState {
     changed: bool,
 }
 
+/// Where a key's state lives in one processor, remembered by a driver between records of that
+/// key ([`Processor::process_hinted`]). The default is empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyHint {
+    slot: usize,
+    /// The processor's generation when filled; 0 = never filled (generations start at 1).
+    generation: u64,
+}
+
+/// A generation no processor has had (process-wide counter from 1).
+fn fresh_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Keyed state plus the per-record chain.
 ///
 /// Keys live in a dense `Vec` in first-seen order; a map from name to slot finds them. One
@@ -73,6 +89,10 @@ pub struct Processor {
     cfg: Arc<ProcessorConfig>,
     index: foldhash::HashMap<Arc<str>, usize>,
     keys: Vec<KeyState>,
+    /// Drawn from [`fresh_generation`] at creation and whenever a key's slot changes (`remove`):
+    /// a [`KeyHint`] is trusted only with the generation it was filled under, so hints go stale
+    /// on a removal and never fit another processor.
+    generation: u64,
     /// Keys changed since the last `drain_changed`, each once, in first-change order.
     changed: Vec<Arc<str>>,
     counters: Counters,
@@ -91,6 +111,7 @@ impl Processor {
             cfg,
             index: Default::default(),
             keys: Vec::new(),
+            generation: fresh_generation(),
             changed: Vec::new(),
             counters: Counters::default(),
         })
@@ -123,14 +144,13 @@ impl Processor {
         self.index.get(key).map(|&i| &self.keys[i].core)
     }
 
-    /// The key's state, created from its parameters on first sight (keys appear lazily).
+    /// The key's slot, the key created from its parameters on first sight (keys appear lazily).
     #[inline]
-    fn state_mut(&mut self, key: &str) -> Result<&mut KeyState, ParamError> {
-        let i = match self.index.get(key) {
-            Some(&i) => i,
-            None => self.create(key)?,
-        };
-        Ok(&mut self.keys[i])
+    fn slot(&mut self, key: &str) -> Result<usize, ParamError> {
+        match self.index.get(key) {
+            Some(&i) => Ok(i),
+            None => self.create(key),
+        }
     }
 
     #[cold]
@@ -142,7 +162,24 @@ impl Processor {
 
     /// Processes one record: pushes its events to `out` and says what happened.
     pub fn process(&mut self, rec: &Record<'_>, out: &mut Vec<Event>) -> Result<Accepted, Reject> {
-        let result = self.process_inner(rec, out);
+        let result = self.process_inner(rec, None, out);
+        self.counters
+            .count(result.as_ref().map(|_| ()).map_err(|r| *r));
+        result
+    }
+
+    /// [`Processor::process`] that remembers where the record's key lives in `hint`, so the next
+    /// record of the same key skips the key lookup (with many keys the lookup's cache misses
+    /// dominate). A hint belongs to one key: pass it only with that key's records (a driver
+    /// keeps one per key it has numbered). A fresh `KeyHint::default()` is filled on first use;
+    /// one made stale by [`Processor::remove`] is refilled. The results are those of `process`.
+    pub fn process_hinted(
+        &mut self,
+        rec: &Record<'_>,
+        hint: &mut KeyHint,
+        out: &mut Vec<Event>,
+    ) -> Result<Accepted, Reject> {
+        let result = self.process_inner(rec, Some(hint), out);
         self.counters
             .count(result.as_ref().map(|_| ()).map_err(|r| *r));
         result
@@ -151,6 +188,7 @@ impl Processor {
     fn process_inner(
         &mut self,
         rec: &Record<'_>,
+        hint: Option<&mut KeyHint>,
         out: &mut Vec<Event>,
     ) -> Result<Accepted, Reject> {
         if rec.kind() != self.cfg.record {
@@ -159,9 +197,26 @@ impl Processor {
         rec.validate().map_err(Reject::Invalid)?;
         let accept_late = self.cfg.out_of_order == OutOfOrder::Accept;
         // Parameters were checked in `new`, so creating a key cannot fail.
-        let state = self
-            .state_mut(rec.key)
-            .expect("key parameters validated at start");
+        let slot = match hint {
+            Some(h) if h.generation == self.generation => {
+                debug_assert_eq!(&*self.keys[h.slot].name, rec.key, "a hint of another key");
+                h.slot
+            }
+            Some(h) => {
+                let slot = self
+                    .slot(rec.key)
+                    .expect("key parameters validated at start");
+                *h = KeyHint {
+                    slot,
+                    generation: self.generation,
+                };
+                slot
+            }
+            None => self
+                .slot(rec.key)
+                .expect("key parameters validated at start"),
+        };
+        let state = &mut self.keys[slot];
         if let Some(last) = state.core.last_ts {
             if rec.ts == last {
                 return Err(Reject::Duplicate);
@@ -240,6 +295,7 @@ impl Processor {
         let Some(i) = self.index.remove(key) else {
             return false;
         };
+        self.generation = fresh_generation();
         self.keys.swap_remove(i);
         if let Some(moved) = self.keys.get(i) {
             *self

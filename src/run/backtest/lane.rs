@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::flow::{Flow, FlowError, Item, NoCheckpoint, Sink};
-use crate::pipeline::{Accepted, Processor, ProcessorConfig};
+use crate::pipeline::{Accepted, KeyHint, Processor, ProcessorConfig};
 use crate::record::{Event, EventBody, EventKind, Payload, RecordKind};
 use crate::signal::compensate::Trigger;
 use crate::signal::perf::Portfolio;
@@ -25,6 +25,8 @@ pub(super) struct Lane<K: Sink> {
     pub(super) truth: bool,
     /// Bars with a `true_trend` column: the trend signal scored against it, by key slot.
     trend_truth: Vec<Option<TruthTrack>>,
+    /// Where each key lives in this lane's processor, by key slot (no lookup per record).
+    hints: Vec<KeyHint>,
     truth_score: TruthScore,
 }
 
@@ -40,6 +42,7 @@ impl<K: Sink> Lane<K> {
             offsets: Vec::new(),
             truth: false,
             trend_truth: Vec::new(),
+            hints: Vec::new(),
             truth_score: TruthScore::default(),
         })
     }
@@ -65,7 +68,15 @@ impl<K: Sink> Lane<K> {
                 self.truth |= m.true_value.is_some();
             }
         }
-        let submitted = self.flow.submit(shifted)?;
+        let submitted = match key {
+            Some(k) => {
+                if k >= self.hints.len() {
+                    self.hints.resize(k + 1, KeyHint::default());
+                }
+                self.flow.submit_hinted(shifted, &mut self.hints[k])?
+            }
+            None => self.flow.submit(shifted)?,
+        };
         let acc = submitted.result.ok();
         // Key and time are the caller's: only the measured value was shifted.
         let (Ok(rec), Some(k)) = (&item.record, key) else {
