@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use deadband::config::parse;
 use deadband::io::state;
-use deadband::pipeline::Processor;
+use deadband::pipeline::{KeyHint, Processor};
 use deadband::record::{
     Bar, Event, EventBody, EventKind, Invalid, Measurement, Payload, Record, Reject,
 };
@@ -414,4 +414,40 @@ fn predictive_compensation_keeps_a_drifting_feature_in_tolerance() {
     assert!(comps >= 7, "compensations: {comps}");
     assert_eq!(oot, 0, "closed loop stays in tolerance");
     assert!(p.counters().events_of(EventKind::ToolCompensation) as usize == comps);
+}
+
+#[test]
+fn hinted_processing_equals_plain_processing_and_survives_removals() {
+    // Three keys, each with its own hint, the way the backtest drives its lanes; halfway through
+    // one key is removed (its slot is reused by a swap), which must make every hint stale.
+    let recs = bars(3, 400);
+    let key_index = |k: &str| k[1..].parse::<usize>().unwrap();
+    let mut plain = processor(MARKET);
+    let mut hinted = processor(MARKET);
+    let mut hints = [KeyHint::default(); 3];
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
+    for (i, (k, ts, bar)) in recs.iter().enumerate() {
+        if i == recs.len() / 2 {
+            assert!(plain.remove("K0"));
+            assert!(hinted.remove("K0"));
+        }
+        let rec = Record {
+            key: k,
+            ts: *ts,
+            payload: Payload::Bar(*bar),
+        };
+        out.clear();
+        let ra = plain.process(&rec, &mut out);
+        a.extend(out.drain(..));
+        let rb = hinted.process_hinted(&rec, &mut hints[key_index(k)], &mut out);
+        b.extend(out.drain(..));
+        assert_eq!(ra, rb, "record {i}");
+    }
+    assert!(a.len() > 10, "the data makes events");
+    assert_eq!(a, b);
+    assert_eq!(plain.counters(), hinted.counters());
+    for k in ["K0", "K1", "K2"] {
+        assert_eq!(plain.key_state(k), hinted.key_state(k), "{k}");
+    }
 }

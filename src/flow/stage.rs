@@ -20,7 +20,7 @@
 use std::fmt;
 
 use crate::error::Failure;
-use crate::pipeline::{Accepted, Processor};
+use crate::pipeline::{Accepted, KeyHint, Processor};
 use crate::record::{Event, Reject};
 
 use super::checkpoint::Checkpoint;
@@ -169,6 +169,24 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
 
     /// Takes one record: processes it and hands its events, fit row or reject to the sink.
     pub fn submit(&mut self, item: Item<'_>) -> Result<Submitted<'_>, FlowError> {
+        self.submit_with(item, None)
+    }
+
+    /// [`Flow::submit`] with the record key's [`KeyHint`] (see [`Processor::process_hinted`]):
+    /// a driver that numbers its keys keeps one hint per key and skips the processor's lookup.
+    pub fn submit_hinted(
+        &mut self,
+        item: Item<'_>,
+        hint: &mut KeyHint,
+    ) -> Result<Submitted<'_>, FlowError> {
+        self.submit_with(item, Some(hint))
+    }
+
+    fn submit_with(
+        &mut self,
+        item: Item<'_>,
+        hint: Option<&mut KeyHint>,
+    ) -> Result<Submitted<'_>, FlowError> {
         self.events.clear();
         if item.pos < self.resume {
             // Read again after a restart; its effects are in the restored state.
@@ -188,7 +206,10 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
                 Err(Reject::Invalid(bad.reason))
             }
             Ok(rec) => {
-                let result = self.processor.process(rec, &mut self.events);
+                let result = match hint {
+                    Some(h) => self.processor.process_hinted(rec, h, &mut self.events),
+                    None => self.processor.process(rec, &mut self.events),
+                };
                 match &result {
                     Ok(acc) => {
                         for e in &self.events {

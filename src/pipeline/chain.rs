@@ -1,9 +1,11 @@
 //! The per-record chain of one key: scale -> fit -> decisions (book or compensation + SPC) ->
 //! trend -> events. Pure: no IO, no allocation for an existing key unless an event is emitted.
 
-use std::sync::Arc;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, LazyLock};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::record::{Event, EventBody, FitRow, Measurement, Payload, Record, Ts};
 use crate::signal::book::{Book, BookStep};
@@ -45,8 +47,8 @@ pub struct KeyCore {
     /// The Shewhart baseline's compensation state (the strategy's is in `control`).
     pub comp: Compensator,
     /// The Shewhart baseline's chart of the deviation from nominal (the strategy charts the
-    /// residual of its fit, in `control`).
-    pub spc: Option<Spc>,
+    /// residual of its fit, in `control`). Boxed: most keys have none, and a chart is large.
+    pub spc: Option<Box<Spc>>,
     /// Measurements: records outside [lsl, usl] as seen by this processor.
     pub out_of_tolerance: u64,
     /// Measurements with ground truth: records whose true value (after the offsets applied)
@@ -57,9 +59,9 @@ pub struct KeyCore {
     #[serde(default)]
     pub spc_firing: u8,
     /// The predictive strategy's measurement loop: gate, tool changes, residual chart,
-    /// compensation.
+    /// compensation (held only by keys that run it, see [`ControlSlot`]).
     #[serde(default)]
-    pub control: Control,
+    pub control: ControlSlot,
     /// With `[fit.macro]`: the slow fit, its trend, and the combined (traded) trend; `trend`
     /// above is then the tactical one.
     #[serde(default)]
@@ -72,6 +74,64 @@ pub struct MacroState {
     pub fitter: Fitter,
     pub trend: Trend,
     pub combined: Trend,
+}
+
+/// A key's [`Control`], allocated only when something changes it: bars and the Shewhart baseline
+/// never do, so their keys carry one pointer instead of the whole loop's state (issue 10: memory
+/// per key). Reading an empty slot sees `Control::default()`; the first mutable access allocates
+/// it. It serialises exactly as the `Control` it reads as, so snapshots are unchanged, and a
+/// restored default `Control` leaves the slot empty.
+#[derive(Clone, Default)]
+pub struct ControlSlot(Option<Box<Control>>);
+
+static NO_CONTROL: LazyLock<Control> = LazyLock::new(Control::default);
+
+impl ControlSlot {
+    fn new(c: Control) -> Self {
+        if c == *NO_CONTROL {
+            Self(None)
+        } else {
+            Self(Some(Box::new(c)))
+        }
+    }
+}
+
+impl Deref for ControlSlot {
+    type Target = Control;
+
+    fn deref(&self) -> &Control {
+        self.0.as_deref().unwrap_or(&NO_CONTROL)
+    }
+}
+
+impl DerefMut for ControlSlot {
+    fn deref_mut(&mut self) -> &mut Control {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl PartialEq for ControlSlot {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for ControlSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl Serialize for ControlSlot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ControlSlot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Control::deserialize(d).map(Self::new)
+    }
 }
 
 impl KeyCore {
@@ -114,6 +174,7 @@ impl KeyCore {
                             target: s.target.or(Some(0.0)),
                             ..s.clone()
                         })
+                        .map(Box::new)
                     })
                     .transpose()?,
                 Trigger::Predictive => None,
@@ -122,8 +183,8 @@ impl KeyCore {
             truly_out_of_tolerance: 0,
             spc_firing: 0,
             control: match p.comp.trigger {
-                Trigger::Predictive => Control::new(p.spc.as_ref())?,
-                Trigger::Shewhart => Control::default(),
+                Trigger::Predictive => ControlSlot::new(Control::new(p.spc.as_ref())?),
+                Trigger::Shewhart => ControlSlot::default(),
             },
             macro_scale: match &p.macro_scale {
                 None => None,

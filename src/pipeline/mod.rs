@@ -13,12 +13,12 @@
 mod chain;
 mod params;
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use chain::{Accepted, KeyCore, MacroState};
+pub use chain::{Accepted, ControlSlot, KeyCore, MacroState};
 pub use params::{KeyParamError, KeyParams, KeyPattern, OutOfOrder, ProcessorConfig, TimeAxis};
 
 use crate::record::{Event, EventKind, Invalid, Record, Reject};
@@ -64,10 +64,35 @@ struct KeyState {
     changed: bool,
 }
 
+/// Where a key's state lives in one processor, remembered by a driver between records of that
+/// key ([`Processor::process_hinted`]). The default is empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyHint {
+    slot: usize,
+    /// The processor's generation when filled; 0 = never filled (generations start at 1).
+    generation: u64,
+}
+
+/// A generation no processor has had (process-wide counter from 1).
+fn fresh_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Keyed state plus the per-record chain.
+///
+/// Keys live in a dense `Vec` in first-seen order; a map from name to slot finds them. One
+/// lookup per record (foldhash: a fast keyed hash, still seeded per process against collision
+/// floods from untrusted Kafka keys), and the name's one allocation is shared by the map, the
+/// state and every event.
 pub struct Processor {
     cfg: Arc<ProcessorConfig>,
-    keys: HashMap<Box<str>, KeyState>,
+    index: foldhash::HashMap<Arc<str>, usize>,
+    keys: Vec<KeyState>,
+    /// Drawn from [`fresh_generation`] at creation and whenever a key's slot changes (`remove`):
+    /// a [`KeyHint`] is trusted only with the generation it was filled under, so hints go stale
+    /// on a removal and never fit another processor.
+    generation: u64,
     /// Keys changed since the last `drain_changed`, each once, in first-change order.
     changed: Vec<Arc<str>>,
     counters: Counters,
@@ -84,7 +109,9 @@ impl Processor {
         }
         Ok(Self {
             cfg,
-            keys: HashMap::new(),
+            index: Default::default(),
+            keys: Vec::new(),
+            generation: fresh_generation(),
             changed: Vec::new(),
             counters: Counters::default(),
         })
@@ -110,25 +137,49 @@ impl Processor {
 
     /// The state of every key, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = (&str, &KeyCore)> {
-        self.keys.values().map(|s| (&*s.name, &s.core))
+        self.keys.iter().map(|s| (&*s.name, &s.core))
     }
 
     pub fn key_state(&self, key: &str) -> Option<&KeyCore> {
-        self.keys.get(key).map(|s| &s.core)
+        self.index.get(key).map(|&i| &self.keys[i].core)
     }
 
-    /// The key's state, created from its parameters on first sight (keys appear lazily).
-    fn state_mut(&mut self, key: &str) -> Result<&mut KeyState, ParamError> {
-        if !self.keys.contains_key(key) {
-            let core = KeyCore::new(self.cfg.params_for(key))?;
-            self.insert(key, core);
+    /// The key's slot, the key created from its parameters on first sight (keys appear lazily).
+    #[inline]
+    fn slot(&mut self, key: &str) -> Result<usize, ParamError> {
+        match self.index.get(key) {
+            Some(&i) => Ok(i),
+            None => self.create(key),
         }
-        Ok(self.keys.get_mut(key).expect("inserted above"))
+    }
+
+    #[cold]
+    fn create(&mut self, key: &str) -> Result<usize, ParamError> {
+        let params = self.cfg.params_for(key).clone();
+        let core = KeyCore::new(&params)?;
+        Ok(self.push(key, params, core))
     }
 
     /// Processes one record: pushes its events to `out` and says what happened.
     pub fn process(&mut self, rec: &Record<'_>, out: &mut Vec<Event>) -> Result<Accepted, Reject> {
-        let result = self.process_inner(rec, out);
+        let result = self.process_inner(rec, None, out);
+        self.counters
+            .count(result.as_ref().map(|_| ()).map_err(|r| *r));
+        result
+    }
+
+    /// [`Processor::process`] that remembers where the record's key lives in `hint`, so the next
+    /// record of the same key skips the key lookup (with many keys the lookup's cache misses
+    /// dominate). A hint belongs to one key: pass it only with that key's records (a driver
+    /// keeps one per key it has numbered). A fresh `KeyHint::default()` is filled on first use;
+    /// one made stale by [`Processor::remove`] is refilled. The results are those of `process`.
+    pub fn process_hinted(
+        &mut self,
+        rec: &Record<'_>,
+        hint: &mut KeyHint,
+        out: &mut Vec<Event>,
+    ) -> Result<Accepted, Reject> {
+        let result = self.process_inner(rec, Some(hint), out);
         self.counters
             .count(result.as_ref().map(|_| ()).map_err(|r| *r));
         result
@@ -137,6 +188,7 @@ impl Processor {
     fn process_inner(
         &mut self,
         rec: &Record<'_>,
+        hint: Option<&mut KeyHint>,
         out: &mut Vec<Event>,
     ) -> Result<Accepted, Reject> {
         if rec.kind() != self.cfg.record {
@@ -145,9 +197,26 @@ impl Processor {
         rec.validate().map_err(Reject::Invalid)?;
         let accept_late = self.cfg.out_of_order == OutOfOrder::Accept;
         // Parameters were checked in `new`, so creating a key cannot fail.
-        let state = self
-            .state_mut(rec.key)
-            .expect("key parameters validated at start");
+        let slot = match hint {
+            Some(h) if h.generation == self.generation => {
+                debug_assert_eq!(&*self.keys[h.slot].name, rec.key, "a hint of another key");
+                h.slot
+            }
+            Some(h) => {
+                let slot = self
+                    .slot(rec.key)
+                    .expect("key parameters validated at start");
+                *h = KeyHint {
+                    slot,
+                    generation: self.generation,
+                };
+                slot
+            }
+            None => self
+                .slot(rec.key)
+                .expect("key parameters validated at start"),
+        };
+        let state = &mut self.keys[slot];
         if let Some(last) = state.core.last_ts {
             if rec.ts == last {
                 return Err(Reject::Duplicate);
@@ -177,7 +246,8 @@ impl Processor {
         mut f: impl FnMut(&str, &KeyCore) -> Result<(), E>,
     ) -> Result<(), E> {
         while let Some(name) = self.changed.last() {
-            if let Some(s) = self.keys.get_mut(&**name) {
+            if let Some(&i) = self.index.get(&**name) {
+                let s = &mut self.keys[i];
                 f(name, &s.core)?;
                 s.changed = false;
             }
@@ -196,18 +266,43 @@ impl Processor {
         self.insert(key, core);
     }
 
-    fn insert(&mut self, key: &str, core: KeyCore) {
-        let state = KeyState {
-            name: Arc::from(key),
-            params: self.cfg.params_for(key).clone(),
+    /// Puts `core` in the key's slot (a new slot for a new key); returns the slot.
+    fn insert(&mut self, key: &str, core: KeyCore) -> usize {
+        if let Some(&i) = self.index.get(key) {
+            self.keys[i].core = core;
+            return i;
+        }
+        let params = self.cfg.params_for(key).clone();
+        self.push(key, params, core)
+    }
+
+    /// A new key's slot (the key is not indexed yet).
+    fn push(&mut self, key: &str, params: Arc<KeyParams>, core: KeyCore) -> usize {
+        let name: Arc<str> = Arc::from(key);
+        let i = self.keys.len();
+        self.keys.push(KeyState {
+            name: name.clone(),
+            params,
             core,
             changed: false,
-        };
-        self.keys.insert(key.into(), state);
+        });
+        self.index.insert(name, i);
+        i
     }
 
     /// Forgets a key (e.g. its partition was revoked).
     pub fn remove(&mut self, key: &str) -> bool {
-        self.keys.remove(key).is_some()
+        let Some(i) = self.index.remove(key) else {
+            return false;
+        };
+        self.generation = fresh_generation();
+        self.keys.swap_remove(i);
+        if let Some(moved) = self.keys.get(i) {
+            *self
+                .index
+                .get_mut(&*moved.name)
+                .expect("every slot is indexed") = i;
+        }
+        true
     }
 }

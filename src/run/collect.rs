@@ -55,7 +55,8 @@ struct PortfolioPoint {
 pub struct Charts {
     max_keys: usize,
     keys: Vec<KeyBuf>,
-    index: HashMap<Box<str>, usize>,
+    /// By the caller's key slot: the key's chart in `keys`, once it has one.
+    chart_of: Vec<Option<usize>>,
     equity: Thin<PortfolioPoint>,
     /// Running maxima of both equities (drawdowns use every period, not only the samples).
     peak: (f64, f64),
@@ -69,7 +70,7 @@ impl Charts {
         Self {
             max_keys,
             keys: Vec::new(),
-            index: HashMap::new(),
+            chart_of: Vec::new(),
             equity: Thin::new(POINTS),
             peak: (f64::NEG_INFINITY, f64::NEG_INFINITY),
             turnover: (0.0, 0.0),
@@ -77,12 +78,15 @@ impl Charts {
         }
     }
 
-    /// Takes one record's outcome; `equity_*` are the compounded equities so far; `strategy`
-    /// is the strategy's processor (for the limits of a key's residual chart).
+    /// Takes one record's outcome; `slot` numbers the record's key densely (the same number for
+    /// the same key on every call, 0, 1, 2, … in any order); `equity_*` are the compounded
+    /// equities so far; `strategy` is the strategy's processor (for the limits of a key's
+    /// residual chart).
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
         rec: &Record<'_>,
+        slot: usize,
         acc: Option<&Accepted>,
         base: Option<&Accepted>,
         events: &[Event],
@@ -110,10 +114,13 @@ impl Charts {
             });
         }
         let Some(acc) = acc else { return };
-        let i = match self.index.get(rec.key) {
-            Some(&i) => i,
+        if slot >= self.chart_of.len() {
+            self.chart_of.resize(slot + 1, None);
+        }
+        let i = match self.chart_of[slot] {
+            Some(i) => i,
             None if self.keys.len() < self.max_keys => {
-                self.index.insert(rec.key.into(), self.keys.len());
+                self.chart_of[slot] = Some(self.keys.len());
                 self.keys.push(KeyBuf {
                     key: rec.key.to_string(),
                     points: Thin::new(POINTS),

@@ -20,8 +20,6 @@
 //!   equal weights and no trading costs; the exposure drifts with the price like the book's
 //!   (`e_t = e_{t−1}·(1 + r_t)`, PnL of bar t = `e_{t−1}·r_t`), so the first bar earns nothing.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::book::bar_return;
@@ -111,7 +109,10 @@ impl HoldLong {
 /// order.
 #[derive(Debug, Clone, Default)]
 pub struct ActiveBook {
-    hold: HashMap<Box<str>, HoldLong>,
+    /// Key name -> slot in `hold`, for [`ActiveBook::add`].
+    index: foldhash::HashMap<Box<str>, usize>,
+    /// Buy-and-hold of each key, by slot.
+    hold: Vec<HoldLong>,
     vs_baseline: Portfolio,
     vs_hold: Portfolio,
     baseline_vs_hold: Portfolio,
@@ -141,15 +142,32 @@ impl ActiveBook {
         baseline: f64,
         keys: usize,
     ) -> f64 {
-        let hold = match self.hold.get_mut(key) {
-            Some(h) => h.on_close(close),
+        let slot = match self.index.get(key) {
+            Some(&s) => s,
             None => {
-                let mut h = HoldLong::default();
-                let pnl = h.on_close(close);
-                self.hold.insert(key.into(), h);
-                pnl
+                let s = self.index.len();
+                self.index.insert(key.into(), s);
+                s
             }
         };
+        self.add_slot(slot, ts, close, strategy, baseline, keys)
+    }
+
+    /// [`ActiveBook::add`] for a caller that already numbers its keys densely (0, 1, 2, … in any
+    /// order of first sight): no key lookup. Use one of the two for a book, not both.
+    pub fn add_slot(
+        &mut self,
+        slot: usize,
+        ts: i64,
+        close: f64,
+        strategy: f64,
+        baseline: f64,
+        keys: usize,
+    ) -> f64 {
+        if slot >= self.hold.len() {
+            self.hold.resize(slot + 1, HoldLong::default());
+        }
+        let hold = self.hold[slot].on_close(close);
         self.vs_baseline.add(ts, strategy - baseline, keys);
         self.vs_hold.add(ts, strategy - hold, keys);
         self.baseline_vs_hold.add(ts, baseline - hold, keys);

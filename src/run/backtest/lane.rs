@@ -1,12 +1,11 @@
 //! One method (strategy or baseline) of a backtest: its flow, the closed loop of tool offsets,
 //! the portfolio, and the trend signal's scores against the truth.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::flow::{Flow, FlowError, Item, NoCheckpoint, Sink};
-use crate::pipeline::{Accepted, Processor, ProcessorConfig};
+use crate::pipeline::{Accepted, KeyHint, Processor, ProcessorConfig};
 use crate::record::{Event, EventBody, Payload};
 use crate::signal::perf::Portfolio;
 use crate::signal::truth::{TruthScore, TruthTrack};
@@ -18,12 +17,15 @@ use super::BacktestError;
 pub(super) struct Lane<K: Sink> {
     pub(super) flow: Flow<K, NoCheckpoint>,
     pub(super) portfolio: Portfolio,
-    /// Measurements: the tool offset applied so far per key (closed loop), and the key's tool.
-    offsets: HashMap<Box<str>, (f64, Option<u32>)>,
+    /// Measurements: the tool offset applied so far per key (closed loop), and the key's tool;
+    /// by the replay's key slot.
+    offsets: Vec<Option<(f64, Option<u32>)>>,
     /// Whether any record carried a true value.
     pub(super) truth: bool,
-    /// Bars with a `true_trend` column: the trend signal scored against it, per key.
-    trend_truth: HashMap<Box<str>, TruthTrack>,
+    /// Bars with a `true_trend` column: the trend signal scored against it, by key slot.
+    trend_truth: Vec<Option<TruthTrack>>,
+    /// Where each key lives in this lane's processor, by key slot (no lookup per record).
+    hints: Vec<KeyHint>,
     truth_score: TruthScore,
 }
 
@@ -36,23 +38,26 @@ impl<K: Sink> Lane<K> {
         Ok(Self {
             flow: Flow::new(processor, sink, NoCheckpoint),
             portfolio: Portfolio::default(),
-            offsets: HashMap::new(),
+            offsets: Vec::new(),
             truth: false,
-            trend_truth: HashMap::new(),
+            trend_truth: Vec::new(),
+            hints: Vec::new(),
             truth_score: TruthScore::default(),
         })
     }
 
     /// Runs one record through this lane, its measurement shifted by the key's offsets so far;
-    /// the caller's item is never changed.
-    pub(super) fn step(&mut self, item: &Item<'_>) -> Result<Option<Accepted>, FlowError> {
+    /// the caller's item is never changed. `key` is the record's key slot (the replay numbers
+    /// keys densely); `None` for an undecodable record.
+    pub(super) fn step(
+        &mut self,
+        item: &Item<'_>,
+        key: Option<usize>,
+    ) -> Result<Option<Accepted>, FlowError> {
         let mut shifted = item.clone();
-        if let Ok(rec) = &mut shifted.record {
+        if let (Ok(rec), Some(k)) = (&mut shifted.record, key) {
             if let Payload::Measurement(m) = &mut rec.payload {
-                let slot = match self.offsets.get_mut(rec.key) {
-                    Some(s) => s,
-                    None => self.offsets.entry(rec.key.into()).or_insert((0.0, m.tool)),
-                };
+                let slot = grown(&mut self.offsets, k).get_or_insert((0.0, m.tool));
                 if m.tool.is_some() && m.tool != slot.1 {
                     // A new tool, touched off at nominal: the old tool's wear offset is gone.
                     *slot = (0.0, m.tool);
@@ -62,22 +67,30 @@ impl<K: Sink> Lane<K> {
                 self.truth |= m.true_value.is_some();
             }
         }
-        let submitted = self.flow.submit(shifted)?;
+        let submitted = match key {
+            Some(k) => {
+                if k >= self.hints.len() {
+                    self.hints.resize(k + 1, KeyHint::default());
+                }
+                self.flow.submit_hinted(shifted, &mut self.hints[k])?
+            }
+            None => self.flow.submit(shifted)?,
+        };
         let acc = submitted.result.ok();
         // Key and time are the caller's: only the measured value was shifted.
-        let Ok(rec) = &item.record else {
+        let (Ok(rec), Some(k)) = (&item.record, key) else {
             return Ok(acc);
         };
         for e in submitted.events {
             if let EventBody::ToolCompensation { offset, .. } = e.body {
-                if let Some(slot) = self.offsets.get_mut(rec.key) {
+                if let Some(Some(slot)) = self.offsets.get_mut(k) {
                     slot.0 += offset;
                 }
             }
         }
         if let (Payload::Bar(b), Some(_)) = (rec.payload, &acc) {
             let (tracks, score) = (&mut self.trend_truth, &mut self.truth_score);
-            score_truth(tracks, score, rec.key, b.true_trend, submitted.events);
+            score_truth(tracks, score, k, b.true_trend, submitted.events);
         }
         if let Some(acc) = &acc {
             let net = acc.book.gross - acc.book.cost;
@@ -91,7 +104,7 @@ impl<K: Sink> Lane<K> {
     /// `true_trend` column).
     pub(super) fn truth_score(&self) -> TruthScore {
         let mut score = self.truth_score.clone();
-        for track in self.trend_truth.values() {
+        for track in self.trend_truth.iter().flatten() {
             track.finish(&mut score);
         }
         score
@@ -101,9 +114,9 @@ impl<K: Sink> Lane<K> {
 /// Scores an accepted bar's trend signal against its `true_trend`; a bar without one only
 /// moves the signal of a key already scored.
 fn score_truth(
-    tracks: &mut HashMap<Box<str>, TruthTrack>,
+    tracks: &mut Vec<Option<TruthTrack>>,
     score: &mut TruthScore,
-    key: &str,
+    key: usize,
     true_trend: Option<f64>,
     events: &[Event],
 ) {
@@ -112,17 +125,21 @@ fn score_truth(
         _ => None,
     });
     match true_trend {
-        Some(x) => {
-            let track = match tracks.get_mut(key) {
-                Some(t) => t,
-                None => tracks.entry(key.into()).or_default(),
-            };
-            track.bar(x, event, score);
-        }
+        Some(x) => grown(tracks, key)
+            .get_or_insert_with(TruthTrack::default)
+            .bar(x, event, score),
         None => {
-            if let (Some(d), Some(track)) = (event, tracks.get_mut(key)) {
+            if let (Some(d), Some(Some(track))) = (event, tracks.get_mut(key)) {
                 track.signal(d);
             }
         }
     }
+}
+
+/// The entry of key slot `k`, the table grown (with `None`) to hold it.
+fn grown<T>(table: &mut Vec<Option<T>>, k: usize) -> &mut Option<T> {
+    if k >= table.len() {
+        table.resize_with(k + 1, || None);
+    }
+    &mut table[k]
 }

@@ -30,6 +30,8 @@ pub(super) struct Replay {
     /// The open period, and the file the closed ones go to (the caller writes the last one).
     pub(super) periods: PeriodLog,
     pub(super) period_file: PeriodWriter,
+    /// Key name -> slot (see [`Replay::slot`]).
+    slots: foldhash::HashMap<Box<str>, usize>,
 }
 
 impl Replay {
@@ -52,13 +54,26 @@ impl Replay {
             shard,
             periods: PeriodLog::default(),
             period_file: PeriodWriter::create(&out.join("periods.parquet"))?,
+            slots: Default::default(),
         })
+    }
+
+    /// The key's slot: 0, 1, 2, … in first-seen order. One lookup per record serves both lanes'
+    /// side tables, the active book and the charts.
+    fn slot(&mut self, key: &str) -> usize {
+        if let Some(&s) = self.slots.get(key) {
+            return s;
+        }
+        let s = self.slots.len();
+        self.slots.insert(key.into(), s);
+        s
     }
 
     /// Adds one record's PnL and turnover (of whichever lane accepted it) to its period.
     fn period(
         &mut self,
         rec: &Record<'_>,
+        slot: usize,
         acc: Option<&Accepted>,
         base: Option<&Accepted>,
     ) -> Result<(), SinkError> {
@@ -69,7 +84,7 @@ impl Replay {
         let keys = self.strategy.flow.processor().key_count();
         let active = match (rec.payload, acc) {
             (Payload::Bar(bar), Some(_)) => {
-                let hold = self.active.add(rec.key, rec.ts, bar.close, s, b, keys);
+                let hold = self.active.add_slot(slot, rec.ts, bar.close, s, b, keys);
                 Some(ActiveSums {
                     vs_baseline: s - b,
                     vs_hold: s - hold,
@@ -106,17 +121,22 @@ impl Stage for Replay {
             }
         }
         self.rows += 1;
-        let acc = self.strategy.step(&item)?;
-        let base = self.baseline.step(&item)?;
-        let Ok(rec) = &item.record else {
+        let slot = match &item.record {
+            Ok(rec) => Some(self.slot(rec.key)),
+            Err(_) => None,
+        };
+        let acc = self.strategy.step(&item, slot)?;
+        let base = self.baseline.step(&item, slot)?;
+        let (Ok(rec), Some(slot)) = (&item.record, slot) else {
             return Ok(());
         };
         if acc.is_some() || base.is_some() {
-            self.period(rec, acc.as_ref(), base.as_ref())
+            self.period(rec, slot, acc.as_ref(), base.as_ref())
                 .map_err(|e| FlowError::new(Step::Emit, e))?;
         }
         self.charts.record(
             rec,
+            slot,
             acc.as_ref(),
             base.as_ref(),
             self.strategy.flow.last_events(),

@@ -274,7 +274,8 @@ impl Scale {
             return self.current;
         }
         self.accepted = self.accepted.saturating_add(1);
-        let (raw, _, _, warm) = self.kernel.raw();
+        let kernel = self.kernel.raw();
+        let (raw, _, _, warm) = kernel;
         let regime = match self.regimes.as_mut() {
             // Warm-up estimates (a single bar's range, a first change) would distort the long
             // EWMA for a long time, so only warm raw values are classified.
@@ -282,7 +283,7 @@ impl Scale {
             Some(r) => r.active,
             None => 0,
         };
-        self.current = self.zone(regime);
+        self.current = self.zone_of(kernel, regime);
         self.current
     }
 
@@ -320,7 +321,13 @@ impl Scale {
     }
 
     fn zone(&self, regime: u8) -> Zone {
-        let (raw, base, cap, warm) = self.kernel.raw();
+        self.zone_of(self.kernel.raw(), regime)
+    }
+
+    /// The zone from the kernel's read-out (`Kernel::raw`, taken once per update).
+    #[inline]
+    fn zone_of(&self, kernel: (f64, f64, Option<f64>, bool), regime: u8) -> Zone {
+        let (raw, base, cap, warm) = kernel;
         let mult = self.regimes.as_ref().map_or(1.0, RegimeState::multiplier);
         let mut eps = base * mult;
         if let Some(cap) = cap {
