@@ -30,9 +30,14 @@ pub(super) struct Replay {
     /// The open period, and the file the closed ones go to (the caller writes the last one).
     pub(super) periods: PeriodLog,
     pub(super) period_file: PeriodWriter,
-    /// Key name -> slot (see [`Replay::slot`]).
+    /// Key name -> slot (see [`Replay::slot`]), or [`OTHER_SHARD`].
     slots: foldhash::HashMap<Box<str>, usize>,
+    /// Slots given so far (keys of this shard).
+    kept: usize,
 }
+
+/// The slot of a key that belongs to another shard: its records are skipped.
+const OTHER_SHARD: usize = usize::MAX;
 
 impl Replay {
     pub(super) fn new(
@@ -55,16 +60,24 @@ impl Replay {
             periods: PeriodLog::default(),
             period_file: PeriodWriter::create(&out.join("periods.parquet"))?,
             slots: Default::default(),
+            kept: 0,
         })
     }
 
-    /// The key's slot: 0, 1, 2, … in first-seen order. One lookup per record serves both lanes'
-    /// side tables, the active book and the charts.
+    /// The key's slot: 0, 1, 2, … in first-seen order among this shard's keys, or
+    /// [`OTHER_SHARD`]. One lookup per record serves the shard filter (the key is hashed once,
+    /// when first seen), both lanes' side tables, the active book and the charts.
     fn slot(&mut self, key: &str) -> usize {
         if let Some(&s) = self.slots.get(key) {
             return s;
         }
-        let s = self.slots.len();
+        let s = match self.shard {
+            Some(shard) if !shard.keeps(Some(key)) => OTHER_SHARD,
+            _ => {
+                self.kept += 1;
+                self.kept - 1
+            }
+        };
         self.slots.insert(key.into(), s);
         s
     }
@@ -115,16 +128,16 @@ impl Stage for Replay {
         if self.seen % 65_536 == 0 {
             self.bar.set_position(self.seen);
         }
-        if let Some(shard) = self.shard {
-            if !shard.keeps(item.record.as_ref().ok().map(|r| r.key)) {
-                return Ok(());
-            }
-        }
-        self.rows += 1;
         let slot = match &item.record {
-            Ok(rec) => Some(self.slot(rec.key)),
+            Ok(rec) => match self.slot(rec.key) {
+                OTHER_SHARD => return Ok(()),
+                s => Some(s),
+            },
+            // An undecodable record has no key: shard 0 counts it.
+            Err(_) if self.shard.is_some_and(|s| !s.keeps(None)) => return Ok(()),
             Err(_) => None,
         };
+        self.rows += 1;
         let acc = self.strategy.step(&item, slot)?;
         let base = self.baseline.step(&item, slot)?;
         let (Ok(rec), Some(slot)) = (&item.record, slot) else {
