@@ -31,6 +31,9 @@ if [[ -z "${DEADBAND_TEST_BROKERS:-}" ]]; then
 fi
 export DEADBAND_TEST_BROKERS
 
+# The test build needs ~15 GB (target/release); say how much there is, for a failed link's sake.
+df -h . | awk 'NR == 2 { print "disk: " $4 " free on " $6 }' >&2
+
 log="$(mktemp)"
 status=0
 cargo test --release --all-targets 2>&1 | tee "$log" || status=$?
