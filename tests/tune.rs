@@ -128,12 +128,21 @@ fn grid_and_random_search_are_deterministic() {
     assert_ne!(a, space::random(&sp, 7, 43));
 }
 
+const SMALL_TUNE: &str = "[tune]\nfolds = 3\ntrain = 0.4\nsearch = \"random\"\nsamples = 6\n\n[tune.space]\n\"zone.scale.multiplier\" = [0.5, 1.0, 2.0]\n\"signal.enter\" = [0.5, 1.0, 2.0]\n";
+
 fn tune(dir: &Path, data: &Path, out: &str) -> (String, deadband::run::tune::TuneSummary) {
-    let cfg = dir.join("tune.toml");
-    let text = format!(
-        "{CONFIG}\n[tune]\nfolds = 3\ntrain = 0.4\nsearch = \"random\"\nsamples = 6\n\n[tune.space]\n\"zone.scale.multiplier\" = [0.5, 1.0, 2.0]\n\"signal.enter\" = [0.5, 1.0, 2.0]\n"
-    );
-    std::fs::write(&cfg, text).unwrap();
+    tune_with(dir, data, out, SMALL_TUNE)
+}
+
+/// Runs `deadband tune` on `data` with market-atr.toml and the given `[tune]` tables.
+fn tune_with(
+    dir: &Path,
+    data: &Path,
+    out: &str,
+    tune: &str,
+) -> (String, deadband::run::tune::TuneSummary) {
+    let cfg = dir.join(format!("{out}.toml"));
+    std::fs::write(&cfg, format!("{CONFIG}\n{tune}")).unwrap();
     let opts = TuneOptions {
         config: cfg,
         input: Some(data.display().to_string()),
@@ -167,4 +176,80 @@ fn a_small_run_is_deterministic_and_writes_a_valid_tuned_config() {
     let chosen = &s.folds[2].strategy.params;
     let enter = chosen["signal.enter"].as_float().unwrap();
     assert_eq!(cfg.processor.defaults.trend.enter, enter);
+}
+
+/// `max_turnover_ratio` caps the strategy's train turnover at that fraction of the tuned
+/// baseline's in the same window (the baseline itself is free), and the cap is what changes
+/// the choice: without it the same grid picks a strategy trading above it on some fold.
+#[test]
+fn the_relative_turnover_cap_holds_on_every_train_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("m.parquet");
+    write_market(&GenOptions::new(4, 3000, 2), &data).unwrap();
+    let grid = "folds = 3\ntrain = 0.4\n\n[tune.space]\n\"zone.scale.multiplier\" = [0.5, 1.0, 3.0, 8.0]\n\"signal.enter\" = [0.5, 1.0, 3.0]\n\"signal.horizon\" = [10, 100]\n";
+    let (_, free) = tune_with(dir.path(), &data, "free", &format!("[tune]\n{grid}"));
+    let (_, capped) = tune_with(
+        dir.path(),
+        &data,
+        "capped",
+        &format!("[tune]\nmax_turnover_ratio = 0.4\n{grid}"),
+    );
+    let over = |f: &deadband::run::tune::FoldResult| {
+        f.strategy.train.turnover > 0.4 * f.baseline.train.turnover
+    };
+    for (a, b) in free.folds.iter().zip(&capped.folds) {
+        assert_eq!(a.baseline.params, b.baseline.params, "the baseline is never capped");
+        assert!(
+            !over(b),
+            "fold {}: strategy train turnover {} above 0.4 x baseline {}",
+            b.fold,
+            b.strategy.train.turnover,
+            b.baseline.train.turnover
+        );
+    }
+    assert!(
+        free.folds.iter().any(over),
+        "the uncapped choice should trade above the cap somewhere, or the test shows nothing"
+    );
+}
+
+/// Issue 8's market target, measured on ten generated markets (`gen market --keys 4 --rows
+/// 5000 --seed 1..=10`) with `config/market-tune-budget.toml`: walk-forward, out of sample only,
+/// the L2 baseline tuned freely on the same folds and grid. Asserted with margins below what
+/// was measured (README "Does the zone pay? Markets"): turnover at least 60 % below the
+/// baseline's on every seed (measured 66.5–96.8 %), the summed net return above the baseline's
+/// (measured 2.35 vs 1.43), and the full target (that turnover, at least the baseline's net
+/// return, IR > 0) on at least 7 of the 10 seeds (measured 8: seed 3 ties, seed 9 loses).
+#[test]
+fn with_a_turnover_budget_the_zone_trades_far_less_than_tuned_l2_out_of_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/market-tune-budget.toml");
+    let (mut met, mut net_zone, mut net_l2) = (0, 0.0, 0.0);
+    for seed in 1..=10u64 {
+        let data = dir.path().join(format!("m{seed}.parquet"));
+        write_market(&GenOptions::new(4, 5000, seed), &data).unwrap();
+        let opts = TuneOptions {
+            config: config.into(),
+            input: Some(data.display().to_string()),
+            out: dir.path().join(format!("t{seed}")),
+            seed: None,
+            progress: false,
+        };
+        let oos = deadband::run::tune::run(&opts).unwrap().out_of_sample;
+        let reduction = oos.turnover_reduction.expect("the baseline trades");
+        let (zone, l2) = (oos.strategy.net_return, oos.baseline.net_return);
+        eprintln!(
+            "seed {seed}: net {zone:.4} vs {l2:.4}, turnover reduction {:.1} %, IR {:.4}",
+            100.0 * reduction,
+            oos.information_ratio
+        );
+        assert!(reduction >= 0.6, "seed {seed}: turnover reduction {reduction}");
+        net_zone += zone;
+        net_l2 += l2;
+        if zone >= l2 && oos.information_ratio > 0.0 {
+            met += 1;
+        }
+    }
+    assert!(net_zone > net_l2, "summed net return {net_zone} vs L2 {net_l2}");
+    assert!(met >= 7, "the full target held on {met} of 10 seeds");
 }

@@ -257,8 +257,9 @@ fn objective(
 }
 
 /// The candidate with the best train objective (the first on ties), skipping those above the
-/// turnover cap unless all are (then the lowest turnover). `baseline = None` tunes the
-/// baseline lane; `Some(b)` the strategy against baseline candidate `b`.
+/// turnover caps unless all are (then the lowest turnover). `baseline = None` tunes the
+/// baseline lane; `Some(b)` the strategy against baseline candidate `b`, whose train turnover
+/// `max_turnover_ratio` is relative to.
 fn choose(
     series: &[Vec<Period>],
     train: Window,
@@ -268,7 +269,7 @@ fn choose(
 ) -> usize {
     let strat = baseline.is_some();
     let side = if strat { strat_side } else { base_side };
-    let rate = |c: usize| {
+    let rate_of = |c: usize, side: fn(&Period) -> &eval::Side| {
         let (mut turn, mut n, mut keys) = (0.0, 0usize, 1usize);
         for p in in_window(&series[c], train) {
             turn += side(p).turnover;
@@ -277,8 +278,14 @@ fn choose(
         }
         turn / (keys * n.max(1)) as f64
     };
+    let rate = |c: usize| rate_of(c, side);
+    let relative_cap = match (baseline, s.max_turnover_ratio) {
+        (Some(b), Some(ratio)) => Some(ratio * rate_of(b, base_side)),
+        _ => None,
+    };
     let allowed: Vec<usize> = (0..series.len())
         .filter(|&c| s.max_turnover.is_none_or(|m| rate(c) <= m))
+        .filter(|&c| relative_cap.is_none_or(|m| rate(c) <= m))
         .collect();
     if allowed.is_empty() {
         return (0..series.len())

@@ -38,6 +38,7 @@ struct RawTune {
     samples: Option<usize>,
     objective: Option<Objective>,
     max_turnover: Option<f64>,
+    max_turnover_ratio: Option<f64>,
     seed: Option<u64>,
     space: Option<BTreeMap<String, Vec<toml::Value>>>,
 }
@@ -51,13 +52,16 @@ pub struct Settings {
     pub objective: Objective,
     /// Cap on turnover per key per period in a train window; candidates above it are skipped.
     pub max_turnover: Option<f64>,
+    /// Cap on the strategy's train turnover as a fraction of the tuned baseline's in the same
+    /// window (0.4: at most 40 % of the baseline's trading); the baseline itself is not capped.
+    pub max_turnover_ratio: Option<f64>,
     pub seed: u64,
     /// Empty when `[tune.space]` is absent (the caller then uses the default space).
     pub space: BTreeMap<String, Vec<toml::Value>>,
 }
 
 /// Defaults: 4 rolling folds, train 40 % of the span, the rest split into equal test windows,
-/// grid search (random: 20 samples, seed 0), information ratio, no turnover cap.
+/// grid search (random: 20 samples, seed 0), information ratio, no turnover caps.
 pub fn parse(tune: Option<&toml::Value>) -> Result<Settings, String> {
     let raw: RawTune = match tune {
         None => RawTune::default(),
@@ -83,6 +87,14 @@ pub fn parse(tune: Option<&toml::Value>) -> Result<Settings, String> {
             return Err("[tune] max_turnover must be positive".into());
         }
     }
+    if let Some(m) = raw.max_turnover_ratio {
+        if !(m > 0.0 && m.is_finite()) {
+            return Err(format!(
+                "[tune] max_turnover_ratio must be a positive fraction of the baseline's turnover \
+                 (0.4 = at most 40 %), got {m}"
+            ));
+        }
+    }
     let space = raw.space.unwrap_or_default();
     if let Some((name, _)) = space.iter().find(|(_, v)| v.is_empty()) {
         return Err(format!("[tune.space] `{name}` has no values"));
@@ -93,6 +105,7 @@ pub fn parse(tune: Option<&toml::Value>) -> Result<Settings, String> {
         samples: raw.samples.unwrap_or(20).max(1),
         objective: raw.objective.unwrap_or_default(),
         max_turnover: raw.max_turnover,
+        max_turnover_ratio: raw.max_turnover_ratio,
         seed: raw.seed.unwrap_or(0),
         space,
     })
