@@ -8,6 +8,11 @@
 //!   key once every key exists (live bytes / keys) and the allocations per key. It prints one
 //!   line `million_keys: ... bytes_per_key=N ...`, which `scripts/bench.sh` reads.
 //!   (The allocator's own per-block overhead is not counted; RSS is a little higher.)
+//! - `million_keys/checkpoint` encodes every key's snapshot as the daemon's checkpoint does for
+//!   the changelog (`io::state::encode` under the key's parameter fingerprint), and
+//!   `million_keys/restore` decodes them into a fresh processor as a restore does. The broker
+//!   round trip is not in them: that is tansu's or Kafka's speed, not ours. One line
+//!   `million_keys: snapshot_bytes=N` gives the changelog's size.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -18,6 +23,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use deadband::config::parse;
+use deadband::io::state::{self, Fingerprints};
 use deadband::pipeline::{ControlSlot, KeyCore, Processor};
 use deadband::record::{Bar, Payload, Record};
 use deadband::run::gen::{GenOptions, MarketGen};
@@ -162,6 +168,38 @@ fn million_keys(c: &mut Criterion) {
         b.iter_with_large_drop(|| {
             let mut p = Processor::new(cfg.clone()).unwrap();
             run(&mut p, &names, &rows);
+            p
+        })
+    });
+
+    // Checkpoint and restore of every key (the snapshots, without the broker).
+    let mut full = Processor::new(cfg.clone()).unwrap();
+    run(&mut full, &names, &rows);
+    let checkpoint = |p: &Processor| {
+        let mut fp = Fingerprints::new(cfg.clone());
+        p.keys()
+            .map(|(k, core)| (k.to_string(), state::encode(core, fp.of(k))))
+            .collect::<Vec<_>>()
+    };
+    let snapshots = checkpoint(&full);
+    println!(
+        "million_keys: snapshot_bytes={} ({} keys)",
+        snapshots.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
+        snapshots.len()
+    );
+    g.throughput(Throughput::Elements(keys as u64));
+    g.bench_function("checkpoint", |b| {
+        b.iter_with_large_drop(|| checkpoint(&full))
+    });
+    g.bench_function("restore", |b| {
+        b.iter_with_large_drop(|| {
+            let mut p = Processor::new(cfg.clone()).unwrap();
+            let mut fp = Fingerprints::new(cfg.clone());
+            for (k, bytes) in &snapshots {
+                let core = state::decode(bytes, fp.of(k)).expect("own snapshot");
+                p.restore(k, core);
+            }
+            assert_eq!(p.key_count(), keys);
             p
         })
     });

@@ -63,9 +63,10 @@ pub struct KeyCore {
     #[serde(default)]
     pub control: ControlSlot,
     /// With `[fit.macro]`: the slow fit, its trend, and the combined (traded) trend; `trend`
-    /// above is then the tactical one.
+    /// above is then the tactical one. Boxed: keys without a macro scale pay one pointer, not
+    /// ~330 bytes (issue 10: memory per key). Serialises as the state itself.
     #[serde(default)]
-    pub macro_scale: Option<MacroState>,
+    pub macro_scale: Option<Box<MacroState>>,
 }
 
 /// The macro scale of one key (see `signal::scales`).
@@ -194,14 +195,14 @@ impl KeyCore {
                         forgetting: m.forgetting,
                         ..p.fit
                     };
-                    Some(MacroState {
+                    Some(Box::new(MacroState {
                         fitter: Fitter::new(spec).map_err(|e| ParamError {
                             param: "macro.forgetting",
                             ..e
                         })?,
                         trend: Trend::default(),
                         combined: Trend::default(),
-                    })
+                    }))
                 }
             },
         })
