@@ -148,6 +148,15 @@ impl Cluster {
         c
     }
 
+    /// A client that only reads the committed offsets of consumer group `group`.
+    fn offsets_client(&self, group: &str) -> BaseConsumer {
+        self.client()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("an offsets client")
+    }
+
     /// The records in each partition of `topic` (its high watermarks). A mock partition keeps
     /// at most 5 MiB of batches (librdkafka's `rd_kafka_mock_partition`, not configurable) and
     /// drops the oldest beyond that, so every partition must still start at offset 0: a drain
@@ -647,12 +656,7 @@ fn daemon_drain(cluster: &Cluster, dir: &Path, records: u64, events: u64, run: u
     // even from an empty changelog) lies between them, and librdkafka fetches meanwhile, so
     // starting at /readyz would leave much of the transport out of the daemon's time.
     let assigned_ago = d.assigned_ago();
-    let offsets: BaseConsumer = cluster
-        .client()
-        .set("group.id", &d.group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("an offsets client");
+    let offsets = cluster.offsets_client(&d.group);
     let produced = || -> i64 { cluster.records_in(&events_topic).iter().sum() };
     let markers = || -> i64 { cluster.records_in(&dlq).iter().sum() };
     d.wait(
@@ -702,12 +706,7 @@ fn daemon_drain(cluster: &Cluster, dir: &Path, records: u64, events: u64, run: u
 /// quantiles once every record is committed.
 fn steady_latency(cluster: &Cluster, dir: &Path, seconds: f64) {
     let mut d = Daemon::start(cluster, dir, STEADY_INPUT, (EVENTS, DLQ), "steady");
-    let offsets: BaseConsumer = cluster
-        .client()
-        .set("group.id", &d.group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("an offsets client");
+    let offsets = cluster.offsets_client(&d.group);
     let rows_per_key = (STEADY_RATE as f64 * seconds) as usize / KEYS;
     let rows = market(rows_per_key, 2);
     let (sent, sending) = cluster.produce(STEADY_INPUT, rows, Some(STEADY_RATE));
