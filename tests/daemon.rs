@@ -278,7 +278,7 @@ fn restart_loses_nothing() {
 /// Good bars for key `K`, one per second from 2024-01-01, on a gentle up-trend.
 fn good_bar(i: usize) -> String {
     let ts = 1_704_067_200_000_000_000i64 + i as i64 * 1_000_000_000;
-    let c = 100.0 + i as f64 * 0.3 + if i % 2 == 0 { 0.4 } else { -0.4 };
+    let c = 100.0 + i as f64 * 0.3 + if i.is_multiple_of(2) { 0.4 } else { -0.4 };
     format!(
         r#"{{"key":"K","ts":{ts},"open":{o},"high":{h},"low":{l},"close":{c}}}"#,
         o = c - 0.1,

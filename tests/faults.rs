@@ -472,7 +472,7 @@ fn poison_goes_to_the_dlq_and_every_good_record_is_processed() {
         .into_iter()
         .enumerate()
     {
-        let mut p = format!(r#"{{"key":"P","ts":1,"open":""#).into_bytes();
+        let mut p = r#"{"key":"P","ts":1,"open":""#.to_string().into_bytes();
         p.extend(std::iter::repeat_n(b'x', size));
         p.extend_from_slice(b"\"}");
         sent.insert(

@@ -160,9 +160,7 @@ fn parse_labels(mut s: &str) -> Result<(BTreeMap<String, String>, &str), String>
 }
 
 fn parse_sample(line: &str) -> Result<Sample, String> {
-    let end = line
-        .find(|c: char| c == '{' || c == ' ' || c == '\t')
-        .ok_or("sample without value")?;
+    let end = line.find(['{', ' ', '\t']).ok_or("sample without value")?;
     let name = &line[..end];
     if !is_metric_name(name) {
         return Err(format!("bad metric name {name:?}"));

@@ -439,9 +439,9 @@ fn hinted_processing_equals_plain_processing_and_survives_removals() {
         };
         out.clear();
         let ra = plain.process(&rec, &mut out);
-        a.extend(out.drain(..));
+        a.append(&mut out);
         let rb = hinted.process_hinted(&rec, &mut hints[key_index(k)], &mut out);
-        b.extend(out.drain(..));
+        b.append(&mut out);
         assert_eq!(ra, rb, "record {i}");
     }
     assert!(a.len() > 10, "the data makes events");

@@ -198,7 +198,10 @@ fn the_relative_turnover_cap_holds_on_every_train_window() {
         f.strategy.train.turnover > 0.4 * f.baseline.train.turnover
     };
     for (a, b) in free.folds.iter().zip(&capped.folds) {
-        assert_eq!(a.baseline.params, b.baseline.params, "the baseline is never capped");
+        assert_eq!(
+            a.baseline.params, b.baseline.params,
+            "the baseline is never capped"
+        );
         assert!(
             !over(b),
             "fold {}: strategy train turnover {} above 0.4 x baseline {}",
@@ -223,7 +226,10 @@ fn the_relative_turnover_cap_holds_on_every_train_window() {
 #[test]
 fn with_a_turnover_budget_the_zone_trades_far_less_than_tuned_l2_out_of_sample() {
     let dir = tempfile::tempdir().unwrap();
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/market-tune-budget.toml");
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/market-tune-budget.toml"
+    );
     let (mut met, mut net_zone, mut net_l2) = (0, 0.0, 0.0);
     for seed in 1..=10u64 {
         let data = dir.path().join(format!("m{seed}.parquet"));
@@ -243,13 +249,19 @@ fn with_a_turnover_budget_the_zone_trades_far_less_than_tuned_l2_out_of_sample()
             100.0 * reduction,
             oos.information_ratio
         );
-        assert!(reduction >= 0.6, "seed {seed}: turnover reduction {reduction}");
+        assert!(
+            reduction >= 0.6,
+            "seed {seed}: turnover reduction {reduction}"
+        );
         net_zone += zone;
         net_l2 += l2;
         if zone >= l2 && oos.information_ratio > 0.0 {
             met += 1;
         }
     }
-    assert!(net_zone > net_l2, "summed net return {net_zone} vs L2 {net_l2}");
+    assert!(
+        net_zone > net_l2,
+        "summed net return {net_zone} vs L2 {net_l2}"
+    );
     assert!(met >= 7, "the full target held on {met} of 10 seeds");
 }

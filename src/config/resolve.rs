@@ -100,7 +100,7 @@ pub(super) fn processor(
         // The well is this key's own, or the global one with a method this key chose.
         let own_well = ov.zone.as_ref().map(|z| {
             let mut t = z.get_ref().clone();
-            t.retain(|k, _| &k[..] == "well" || ZONE_KEYS.iter().all(|z| *z != &k[..]));
+            t.retain(|k, _| k == "well" || ZONE_KEYS.iter().all(|z| *z != k));
             t
         });
         match own_well.filter(|t| !t.is_empty()) {
@@ -285,10 +285,7 @@ fn resolve_key(
             if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
                 return Err(perr(
                     "signal",
-                    ParamError::new(
-                        *name,
-                        format!("must be >= 0 (a fraction of price), got {v}"),
-                    ),
+                    ParamError::new(name, format!("must be >= 0 (a fraction of price), got {v}")),
                 ));
             }
         }
@@ -320,17 +317,15 @@ fn resolve_key(
     comp.validate().map_err(|e| perr("compensation", e))?;
 
     let spc_spec = if spc.enabled && record == RecordKind::Measurement {
-        let mut s = SpcSpec::default();
-        s.target = spc.target;
-        s.sigma = spc.sigma;
-        if let Some(b) = spc.baseline {
-            s.baseline = b;
-        }
-        if let Some(r) = &spc.rules {
-            s.rules = r.clone();
-        }
-        s.ewma = spc.ewma;
-        s.cusum = spc.cusum;
+        let d = SpcSpec::default();
+        let s = SpcSpec {
+            target: spc.target,
+            sigma: spc.sigma,
+            baseline: spc.baseline.unwrap_or(d.baseline),
+            rules: spc.rules.clone().unwrap_or(d.rules),
+            ewma: spc.ewma,
+            cusum: spc.cusum,
+        };
         s.validate().map_err(|e| perr("spc", e))?;
         Some(s)
     } else {

@@ -164,7 +164,7 @@ impl CompSpec {
             }
         }
         if let (Some(l), Some(u)) = (self.lsl, self.usl) {
-            if !(l < u) {
+            if l.partial_cmp(&u) != Some(std::cmp::Ordering::Less) {
                 return Err(ParamError::new(
                     "lsl",
                     format!("must be below usl ({l} >= {u})"),

@@ -12,6 +12,7 @@
 //! * max drawdown as empyrical: on the compounded equity `E_t = Π(1 + r_s)`, the most negative
 //!   `E_t / max_{s<=t} E_s − 1` (a negative fraction, 0 without drawdown);
 //! * hit rate = periods with r > 0 / periods with r ≠ 0 (periods with any exposure or cost).
+//!
 //! Memory is constant: Welford's running mean and variance, running peak.
 
 use serde::{Deserialize, Serialize};

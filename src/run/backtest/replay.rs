@@ -125,7 +125,7 @@ impl Replay {
 impl Stage for Replay {
     fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
         self.seen += 1;
-        if self.seen % 65_536 == 0 {
+        if self.seen.is_multiple_of(65_536) {
             self.bar.set_position(self.seen);
         }
         let slot = match &item.record {

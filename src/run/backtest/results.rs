@@ -110,7 +110,7 @@ impl<T> Thin<T> {
     }
 
     pub(crate) fn push(&mut self, item: T) {
-        if self.seen % self.stride == 0 {
+        if self.seen.is_multiple_of(self.stride) {
             self.items.push(item);
             if self.items.len() >= self.cap {
                 let mut i = 0;

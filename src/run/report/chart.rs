@@ -272,15 +272,17 @@ pub(super) fn band_polygons(ts: &[i64], level: &[f64], zone: &[f64]) -> Vec<Vec<
     polys
 }
 
+/// A chart over time on an SVG area, as plotters builds it.
+type TimeChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<TimeAxis, RangedCoordf64>>;
+/// What drawing on an SVG area can fail with.
+type SvgError<'b> = DrawingAreaErrorKind<<SVGBackend<'b> as DrawingBackend>::ErrorType>;
+
 /// A chart over `frame` with a UTC time axis, grid, tick labels and axis titles drawn.
 pub(super) fn time_chart<'a, 'b>(
     area: &'a DrawingArea<SVGBackend<'b>, Shift>,
     frame: &Frame,
     y_desc: &str,
-) -> Result<
-    ChartContext<'a, SVGBackend<'b>, Cartesian2d<TimeAxis, RangedCoordf64>>,
-    DrawingAreaErrorKind<<SVGBackend<'b> as DrawingBackend>::ErrorType>,
-> {
+) -> Result<TimeChart<'a, 'b>, SvgError<'b>> {
     const X_LABELS: usize = 7;
     let axis = frame.x;
     let mut chart = ChartBuilder::on(area)

@@ -106,7 +106,7 @@ pub fn replay(cfg: &Config, input: &Input) -> Result<Vec<Period>, TuneError> {
         input.format,
         &input.pattern,
         cfg.processor.record,
-        input.opts.clone(),
+        input.opts,
     )
     .map_err(|e| TuneError::Input(e.to_string()))?;
     let mut series: Vec<Period> = Vec::new();

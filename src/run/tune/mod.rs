@@ -357,8 +357,9 @@ fn replay_all(
         indicatif::ProgressBar::hidden()
     };
     let next = Mutex::new(0usize);
-    let out: Mutex<Vec<Option<Result<Vec<Period>, TuneError>>>> =
-        Mutex::new((0..configs.len()).map(|_| None).collect());
+    // One slot per candidate, filled by whichever worker replays it.
+    type Slot = Option<Result<Vec<Period>, TuneError>>;
+    let out: Mutex<Vec<Slot>> = Mutex::new((0..configs.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| loop {

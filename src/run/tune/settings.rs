@@ -83,7 +83,7 @@ pub fn parse(tune: Option<&toml::Value>) -> Result<Settings, String> {
     };
     spec.check()?;
     if let Some(m) = raw.max_turnover {
-        if !(m > 0.0) {
+        if m.is_nan() || m <= 0.0 {
             return Err("[tune] max_turnover must be positive".into());
         }
     }

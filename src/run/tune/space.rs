@@ -106,7 +106,7 @@ pub fn check_name(doc: &toml::Value, name: &str) -> Result<(), String> {
     let joined = rest.join(".");
     let valid = valid_names(doc);
     let ok = if std::ptr::eq(rest, &segs[..]) {
-        valid.iter().any(|v| *v == joined)
+        valid.contains(&joined)
     } else {
         FIELDS
             .iter()
