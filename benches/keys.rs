@@ -184,7 +184,10 @@ fn million_keys(c: &mut Criterion) {
     let snapshots = checkpoint(&full);
     println!(
         "million_keys: snapshot_bytes={} ({} keys)",
-        snapshots.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>(),
+        snapshots
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>(),
         snapshots.len()
     );
     g.throughput(Throughput::Elements(keys as u64));

@@ -40,8 +40,12 @@ fn startup(c: &mut Criterion) {
     let mut g = c.benchmark_group("startup");
     g.sample_size(20);
     g.bench_function("version", |b| b.iter(|| run(&["--version"])));
-    g.bench_function("validate", |b| b.iter(|| run(&["validate", "--config", CONFIG])));
-    let backtest = ["backtest", "--config", CONFIG, "--input", &data, "--out", &out];
+    g.bench_function("validate", |b| {
+        b.iter(|| run(&["validate", "--config", CONFIG]))
+    });
+    let backtest = [
+        "backtest", "--config", CONFIG, "--input", &data, "--out", &out,
+    ];
     g.bench_function("backtest_no_report", |b| {
         b.iter(|| run(&[&backtest[..], &["--no-report"]].concat()))
     });
