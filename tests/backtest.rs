@@ -277,13 +277,10 @@ fn fit_zone_is_the_atr() {
         "bar {n}: {} vs {atr}",
         zone[n]
     );
-    for i in n + 1..h.len() {
+    assert_eq!(zone.len(), h.len(), "one fit row per bar");
+    for (i, z) in zone.iter().enumerate().skip(n + 1) {
         atr = (atr * (n as f64 - 1.0) + tr(i)) / n as f64;
-        assert!(
-            (zone[i] - atr).abs() <= 1e-9 * atr,
-            "bar {i}: {} vs {atr}",
-            zone[i]
-        );
+        assert!((z - atr).abs() <= 1e-9 * atr, "bar {i}: {z} vs {atr}");
     }
     assert!(
         zone[..n].iter().all(|z| z.is_finite() && *z > 0.0),
@@ -307,7 +304,9 @@ fn bad_rows_are_counted_and_good_rows_processed() {
         Field::new("low", DataType::Float64, true),
         Field::new("close", DataType::Float64, true),
     ]));
-    let write = |name: &str, rows: &[(Option<&str>, i64, f64, f64, f64, f64)]| {
+    // key, ts, open, high, low, close
+    type Row<'a> = (Option<&'a str>, i64, f64, f64, f64, f64);
+    let write = |name: &str, rows: &[Row]| {
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![

@@ -227,7 +227,9 @@ fn check_family(name: &str, f: &Family) -> Result<(), String> {
         }
         Some("histogram") => {
             // Per label set without `le`: buckets cumulative, +Inf present and equal to _count.
-            let mut buckets: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+            type Labels = Vec<(String, String)>;
+            // (le, cumulative count) per label set
+            let mut buckets: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
             let mut counts = BTreeMap::new();
             for s in &f.samples {
                 let mut rest = s.labels.clone();
