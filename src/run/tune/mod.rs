@@ -284,8 +284,10 @@ fn choose(
         _ => None,
     };
     let allowed: Vec<usize> = (0..series.len())
-        .filter(|&c| s.max_turnover.is_none_or(|m| rate(c) <= m))
-        .filter(|&c| relative_cap.is_none_or(|m| rate(c) <= m))
+        .filter(|&c| {
+            let r = rate(c);
+            s.max_turnover.is_none_or(|m| r <= m) && relative_cap.is_none_or(|m| r <= m)
+        })
         .collect();
     if allowed.is_empty() {
         return (0..series.len())
