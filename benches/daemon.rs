@@ -35,9 +35,9 @@
 //! It prints the lines that `scripts/bench.sh` reads: `daemon_ceiling: ... ratio=R` (medians of
 //! the per-run rates) and `daemon_latency: ... p99_ns=N`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -57,6 +57,13 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+
+#[path = "../tests/common/http.rs"]
+mod http;
+use http::{http_get, metric, parse_prometheus};
+
+/// A parsed `/metrics`: `(name, labels) -> value`.
+type Exposition = HashMap<(String, BTreeMap<String, String>), f64>;
 
 const BIN: &str = env!("CARGO_BIN_EXE_deadband");
 /// Partitions of every topic: the daemon runs one worker thread per input partition.
@@ -514,41 +521,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `GET path` on the daemon's HTTP port: the status and the body, or `None` when it does not
-/// answer (not listening yet).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).ok()?;
-    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Some((status, body.to_string()))
-}
+const RECORDS_IN: &str = "deadband_records_in_total";
+const LATENCY: &str = "deadband_record_latency_seconds";
 
-/// The value of one series (`name{labels}` exactly as rendered) in a Prometheus exposition.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
-const RECORDS_OK: &str = "deadband_records_in_total{result=\"ok\"}";
-const LATENCY_COUNT: &str = "deadband_record_latency_seconds_count";
-
-/// A latency quantile from `/metrics`, in nanoseconds.
-fn quantile_ns(text: &str, q: &str) -> f64 {
-    let series = format!("deadband_record_latency_seconds{{quantile=\"{q}\"}}");
-    metric(text, &series).unwrap_or(f64::NAN) * 1e9
+/// A latency quantile of the daemon's histogram from a parsed `/metrics`, in nanoseconds (NaN
+/// when the daemon serves none yet).
+fn quantile_ns(m: &Exposition, q: &str) -> f64 {
+    let served = m.keys().any(|(name, _)| name == LATENCY);
+    if served {
+        metric(m, LATENCY, &[("quantile", q)]) * 1e9
+    } else {
+        f64::NAN
+    }
 }
 
 fn market(rows_per_key: usize, seed: u64) -> MarketGen {
@@ -639,7 +623,7 @@ struct Drain {
     daemon_cpu: f64,
     broker_cpu: f64,
     /// `/metrics` once every record was committed.
-    metrics: String,
+    metrics: Exposition,
 }
 
 /// One daemon drain of the input: `records` bars, which emit `events` events, and the end
@@ -671,11 +655,11 @@ fn daemon_drain(cluster: &Cluster, dir: &Path, records: u64, events: u64, run: u
         cluster.committed(&offsets, INPUT) >= (records + PARTITIONS as u64) as i64
     });
     let to_committed = assigned_ago + since_ready.elapsed();
-    let metrics = d.metrics();
-    let ok = metric(&metrics, RECORDS_OK);
+    let metrics = parse_prometheus(&d.metrics());
+    let ok = metric(&metrics, RECORDS_IN, &[("result", "ok")]);
     assert_eq!(
         ok,
-        Some(records as f64),
+        records as f64,
         "records processed ok; log:\n{}",
         d.log()
     );
@@ -715,9 +699,9 @@ fn steady_latency(cluster: &Cluster, dir: &Path, seconds: f64) {
         Duration::from_millis(10),
         |_| cluster.committed(&offsets, STEADY_INPUT) >= sent as i64,
     );
-    let text = d.metrics();
+    let text = parse_prometheus(&d.metrics());
     d.stop();
-    let timed = metric(&text, LATENCY_COUNT).unwrap_or(f64::NAN);
+    let timed = metric(&text, "deadband_record_latency_seconds_count", &[]);
     println!(
         "daemon_latency: rate_per_s={:.0} records={sent} timed={timed:.0} p50_ns={:.0} \
          p90_ns={:.0} p99_ns={:.0} p999_ns={:.0} (the daemon's deadband_record_latency_seconds)",
