@@ -3,7 +3,8 @@
 //!
 //! Threads:
 //! - one OS thread polls the group consumer (librdkafka runs rebalance callbacks on it) and
-//!   hands each message to its partition's worker through a bounded channel; a full channel
+//!   hands each partition's messages to its worker in rounds (one send per partition per poll
+//!   round, see [`poll_loop`]) through a bounded channel; a full channel
 //!   blocks the poller, so consumption pauses instead of buffering without limit;
 //! - one OS thread per assigned partition: restore keyed state from the changelog, then
 //!   [`drive`] the partition source into its flow — decode -> process -> produce, with a
@@ -22,21 +23,22 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::Message;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{default_changelog_topic, default_dlq_topic, Config};
 use crate::flow::{drive, DriveOptions, Flow, FlowError, Item, Stage};
 use crate::io::kafka::{
-    self, ChangelogCheckpoint, Fence, KafkaIoError, KafkaSink, PartitionSource, Work,
+    self, ChangelogCheckpoint, Fence, KafkaIoError, KafkaSink, Messages, PartitionSource, Work,
 };
 use crate::io::state::{self, Fingerprints, StateError};
 use crate::metrics::Metrics;
@@ -114,6 +116,11 @@ struct Shared {
     workers: Mutex<HashMap<Tp, (SyncSender<Work>, Fence)>>,
     keys: Mutex<HashMap<Tp, usize>>,
     consumer: OnceLock<Weak<BaseConsumer<Ctx>>>,
+    /// Bumped whenever workers are started or stopped: the poller looks senders up again.
+    generation: AtomicU64,
+    /// Reads changelog partitions at restore, one partition at a time (see
+    /// [`kafka::changelog_reader`]).
+    changelog_reader: Mutex<BaseConsumer>,
     metrics: Arc<Metrics>,
     restoring: AtomicUsize,
     assigned_once: AtomicBool,
@@ -121,8 +128,11 @@ struct Shared {
     fatal_notify: tokio::sync::Notify,
 }
 
-/// Records per partition queued between the poller and the worker.
-const CHANNEL_DEPTH: usize = 1024;
+/// Rounds of messages (see [`poll_loop`]) queued per partition between the poller and the
+/// worker: at most `CHANNEL_DEPTH × POLL_BATCH` messages.
+const CHANNEL_DEPTH: usize = 8;
+/// Messages the poller takes per round, over all partitions.
+const POLL_BATCH: usize = 256;
 /// Records per pull of a partition worker.
 const BATCH: usize = 256;
 /// How long a worker waits for a message before checking whether a checkpoint is due.
@@ -158,6 +168,7 @@ impl Shared {
 
     /// Starts a worker thread for each partition not already running.
     fn start_workers(self: &Arc<Self>, tpl: &TopicPartitionList) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let mut workers = self.workers.lock().expect("workers lock");
         for el in tpl.elements() {
             let tp = (el.topic().to_string(), el.partition());
@@ -194,6 +205,7 @@ impl Shared {
     /// partitions may already have a new owner, so the workers are fenced first and stop without
     /// writing state or committing; so is a worker that misses the shutdown timeout.
     fn stop_workers(&self, tps: &[Tp], lost: bool) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let mut acks = Vec::new();
         for tp in tps {
             let Some((tx, fence)) = self.workers.lock().expect("workers lock").remove(tp) else {
@@ -424,12 +436,17 @@ fn partition_flow(
 fn restore(shared: &Shared, (topic, partition): &Tp) -> Result<(Processor, u64), DaemonError> {
     let mut processor = Processor::new(shared.processor.clone())?;
     let t0 = Instant::now();
+    let reader = shared
+        .changelog_reader
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     let snapshot = kafka::read_changelog(
-        &shared.base,
+        &reader,
         &shared.changelog_topic,
         *partition,
         RESTORE_TIMEOUT,
     )?;
+    drop(reader);
     let mut fingerprints = Fingerprints::new(shared.processor.clone());
     let mut position = 0;
     for (key, bytes) in snapshot {
@@ -506,6 +523,8 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
         workers: Mutex::new(HashMap::new()),
         keys: Mutex::new(HashMap::new()),
         consumer: OnceLock::new(),
+        generation: AtomicU64::new(0),
+        changelog_reader: Mutex::new(kafka::changelog_reader(&base)?),
         metrics: metrics.clone(),
         restoring: AtomicUsize::new(0),
         assigned_once: AtomicBool::new(false),
@@ -586,12 +605,58 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
 }
 
 /// Polls the group consumer and routes messages to partition workers until `stop`.
+///
+/// Messages are handed on in rounds: after one poll that waited, the messages librdkafka already
+/// holds are taken without waiting (up to [`POLL_BATCH`]) and each partition's share goes to its
+/// worker in one channel send — one wake-up per partition per round instead of one per message
+/// (issue 10: the per-message hop was most of the daemon's cost per record). A round ends early
+/// when a rebalance starts or stops workers during one of its polls: what it gathered before goes
+/// to the workers it was gathered for (a stopped worker drops it; the partition's next owner reads
+/// it again from the committed offset), and later messages look up their worker afresh.
 fn poll_loop(consumer: &BaseConsumer<Ctx>, shared: &Shared, stop: &AtomicBool) {
+    let mut round = Round::default();
     while !stop.load(Ordering::SeqCst) {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(e)) => tracing::warn!("consumer: {e}"),
-            Some(Ok(m)) => {
+        let mut wait = Duration::from_millis(100);
+        let generation = shared.generation.load(Ordering::SeqCst);
+        while round.len < POLL_BATCH {
+            let polled = consumer.poll(wait);
+            wait = Duration::ZERO;
+            if shared.generation.load(Ordering::SeqCst) != generation {
+                round.send();
+                round.add(shared, polled);
+                break;
+            }
+            if !round.add(shared, polled) {
+                break;
+            }
+        }
+        round.send();
+    }
+}
+
+/// Messages gathered by one round of [`poll_loop`], per partition, with the worker each goes to.
+#[derive(Default)]
+struct Round {
+    batches: Vec<(SyncSender<Work>, i32, Messages)>,
+    len: usize,
+}
+
+impl Round {
+    /// Adds what one poll returned; false when it returned no message.
+    fn add(&mut self, shared: &Shared, polled: Option<KafkaResult<BorrowedMessage<'_>>>) -> bool {
+        let m = match polled {
+            None => return false,
+            Some(Err(e)) => {
+                tracing::warn!("consumer: {e}");
+                return false;
+            }
+            Some(Ok(m)) => m,
+        };
+        // One input topic per daemon (a config rule), so the partition names the worker.
+        let at = self.batches.iter().position(|b| b.1 == m.partition());
+        let at = match at {
+            Some(at) => at,
+            None => {
                 let Some(tx) = shared.sender(m.topic(), m.partition()) else {
                     tracing::warn!(
                         topic = m.topic(),
@@ -599,12 +664,24 @@ fn poll_loop(consumer: &BaseConsumer<Ctx>, shared: &Shared, stop: &AtomicBool) {
                         offset = m.offset(),
                         "message for a partition without a worker; it will be re-read after the next assignment"
                     );
-                    continue;
+                    return true;
                 };
-                // A send fails only when the worker stopped (fatal error): the main thread is
-                // shutting down.
-                let _ = tx.send(Work::Msg(m.detach()));
+                self.batches.push((tx, m.partition(), Messages::default()));
+                self.batches.len() - 1
             }
+        };
+        self.batches[at].2.push(&m);
+        self.len += 1;
+        true
+    }
+
+    /// Hands each partition's messages to its worker and starts an empty round.
+    fn send(&mut self) {
+        for (tx, _, msgs) in self.batches.drain(..) {
+            // A send fails only when the worker stopped (revoked, or a fatal error); the
+            // partition's next owner reads these messages again.
+            let _ = tx.send(Work::Msgs(msgs));
         }
+        self.len = 0;
     }
 }

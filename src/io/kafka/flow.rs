@@ -1,13 +1,14 @@
 //! Kafka as flow parts: one input partition as a [`Source`], events and dead letters as a
 //! [`Sink`], the compacted changelog plus offset commits as a [`Checkpoint`].
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -25,14 +26,73 @@ const MAX_PENDING: usize = 4096;
 
 /// What the poller hands a partition's worker.
 pub enum Work {
-    Msg(OwnedMessage),
+    /// The partition's next messages, in offset order.
+    Msgs(Messages),
     /// Checkpoint and stop; the sender is told when done.
     Stop(Sender<()>),
+}
+
+/// Messages of one partition as the poller copied them for its worker: offsets, and keys and
+/// payloads packed into one buffer — one allocation per batch, where `OwnedMessage` makes three
+/// per message (topic, key, payload; issue 10). Headers are not kept: nothing downstream reads
+/// them.
+#[derive(Debug, Default)]
+pub struct Messages {
+    bytes: Vec<u8>,
+    index: Vec<Packed>,
+}
+
+/// Where one message's parts are in [`Messages::bytes`].
+#[derive(Debug)]
+struct Packed {
+    offset: i64,
+    key: Option<Range<usize>>,
+    payload: Option<Range<usize>>,
+}
+
+/// One message lent by [`Messages`]: its offset, key and payload.
+type Lent<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
+impl Messages {
+    /// Copies one message in.
+    pub fn push<M: Message>(&mut self, m: &M) {
+        let mut part = |b: Option<&[u8]>| {
+            b.map(|b| {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(b);
+                start..self.bytes.len()
+            })
+        };
+        let (key, payload) = (part(m.key()), part(m.payload()));
+        self.index.push(Packed {
+            offset: m.offset(),
+            key,
+            payload,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The `i`-th message.
+    fn get(&self, i: usize) -> Lent<'_> {
+        let p = &self.index[i];
+        let bytes = |r: &Option<Range<usize>>| r.clone().map(|r| &self.bytes[r]);
+        (p.offset, bytes(&p.key), bytes(&p.payload))
+    }
 }
 
 /// One assigned partition's messages, decoded as they are pulled. Positions are offsets.
 pub struct PartitionSource {
     rx: Receiver<Work>,
+    /// The batch being handed out, and the index of its next message.
+    current: Messages,
+    next: usize,
     record: RecordKind,
     idle: Duration,
     stop_ack: Option<Sender<()>>,
@@ -48,6 +108,8 @@ impl PartitionSource {
     pub fn new(rx: Receiver<Work>, record: RecordKind, idle: Duration) -> Self {
         Self {
             rx,
+            current: Messages::default(),
+            next: 0,
             record,
             idle,
             stop_ack: None,
@@ -74,73 +136,111 @@ impl PartitionSource {
     }
 }
 
+impl PartitionSource {
+    /// Takes the next work item: a batch becomes the current one (the current one is spent); a
+    /// stop ends the source. Returns false when nothing (more) can come.
+    fn take(&mut self, work: Work, current: &mut Messages) -> bool {
+        match work {
+            Work::Msgs(msgs) => {
+                *current = msgs;
+                self.next = 0;
+                true
+            }
+            Work::Stop(ack) => {
+                self.stop_ack = Some(ack);
+                self.ended = true;
+                false
+            }
+        }
+    }
+
+    /// Hands one message to `f`, decoded; false when it was skipped (see [`Self::rewind`]).
+    fn hand(
+        &mut self,
+        (offset, key, payload): Lent<'_>,
+        f: &mut dyn FnMut(Item<'_>) -> Result<(), FlowError>,
+    ) -> Result<bool, FlowError> {
+        if self.skip_until.is_some_and(|s| offset != s) {
+            return Ok(false);
+        }
+        self.skip_until = None;
+        if self.first.is_none() {
+            self.first = u64::try_from(offset).ok();
+        }
+        let raw = Raw { key, payload };
+        let pos = u64::try_from(offset).unwrap_or(0);
+        match decode(payload.unwrap_or(b""), self.record) {
+            Ok(d) => f(Item {
+                pos,
+                record: Ok(d.record()),
+                raw,
+            })?,
+            Err(e) => f(Item {
+                pos,
+                record: Err(Undecodable {
+                    reason: e.reason(),
+                    detail: e.to_string(),
+                }),
+                raw,
+            })?,
+        }
+        Ok(true)
+    }
+}
+
 impl Source for PartitionSource {
     fn pull(
         &mut self,
         max: usize,
         f: &mut dyn FnMut(Item<'_>) -> Result<(), FlowError>,
     ) -> Result<Pulled, FlowError> {
-        if self.ended {
-            return Ok(Pulled::End);
-        }
-        let mut work = match self.rx.recv_timeout(self.idle) {
-            Ok(w) => w,
-            Err(RecvTimeoutError::Timeout) => return Ok(Pulled::Idle),
-            Err(RecvTimeoutError::Disconnected) => {
-                self.ended = true;
+        // The batch is moved out while its messages are lent, and put back after.
+        let mut batch = std::mem::take(&mut self.current);
+        if self.next >= batch.len() {
+            if self.ended {
                 return Ok(Pulled::End);
             }
-        };
-        let mut n = 0;
-        loop {
-            match work {
-                Work::Stop(ack) => {
-                    self.stop_ack = Some(ack);
+            let work = match self.rx.recv_timeout(self.idle) {
+                Ok(w) => w,
+                Err(RecvTimeoutError::Timeout) => return Ok(Pulled::Idle),
+                Err(RecvTimeoutError::Disconnected) => {
                     self.ended = true;
-                    return Ok(if n == 0 {
-                        Pulled::End
-                    } else {
-                        Pulled::Records(n)
-                    });
+                    return Ok(Pulled::End);
                 }
-                Work::Msg(m) if self.skip_until.is_some_and(|s| m.offset() != s) => {}
-                Work::Msg(m) => {
-                    self.skip_until = None;
-                    if self.first.is_none() {
-                        self.first = u64::try_from(m.offset()).ok();
-                    }
-                    let raw = Raw {
-                        key: m.key(),
-                        payload: m.payload(),
-                    };
-                    let pos = u64::try_from(m.offset()).unwrap_or(0);
-                    match decode(m.payload().unwrap_or(b""), self.record) {
-                        Ok(d) => f(Item {
-                            pos,
-                            record: Ok(d.record()),
-                            raw,
-                        })?,
-                        Err(e) => f(Item {
-                            pos,
-                            record: Err(Undecodable {
-                                reason: e.reason(),
-                                detail: e.to_string(),
-                            }),
-                            raw,
-                        })?,
-                    }
-                    n += 1;
-                }
-            }
-            if n >= max {
-                break;
-            }
-            match self.rx.try_recv() {
-                Ok(w) => work = w,
-                Err(_) => break,
+            };
+            if !self.take(work, &mut batch) {
+                return Ok(Pulled::End);
             }
         }
-        Ok(Pulled::Records(n))
+        let mut n = 0;
+        let handed = loop {
+            if n >= max {
+                break Ok(());
+            }
+            if self.next >= batch.len() {
+                // Take what else has arrived, without waiting; a stop ends the pull.
+                let more = self.rx.try_recv();
+                if more.is_ok_and(|work| self.take(work, &mut batch)) {
+                    continue;
+                }
+                break Ok(());
+            }
+            let i = self.next;
+            self.next += 1;
+            match self.hand(batch.get(i), f) {
+                Ok(true) => n += 1,
+                Ok(false) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.current = batch;
+        handed?;
+        Ok(match n {
+            0 if self.ended => Pulled::End,
+            // Everything received was skipped after a rewind.
+            0 => Pulled::Idle,
+            n => Pulled::Records(n),
+        })
     }
 }
 
@@ -376,6 +476,7 @@ impl<C: ConsumerContext + 'static> Checkpoint for ChangelogCheckpoint<C> {
 mod tests {
     use super::*;
     use rdkafka::config::ClientConfig;
+    use rdkafka::message::OwnedMessage;
     use rdkafka::consumer::DefaultConsumerContext;
 
     /// A checkpoint whose producer points at a closed port: nothing is ever delivered, so any
@@ -412,5 +513,88 @@ mod tests {
         assert!(err.to_string().contains("no longer ours"), "{err}");
         assert!(c.commit(20).is_err());
         assert_eq!(c.deliveries.len(), 1, "nothing more was sent");
+    }
+
+    fn message(offset: i64, key: Option<&str>, payload: &str) -> OwnedMessage {
+        OwnedMessage::new(
+            Some(payload.as_bytes().to_vec()),
+            key.map(|k| k.as_bytes().to_vec()),
+            "in".into(),
+            rdkafka::Timestamp::NotAvailable,
+            0,
+            offset,
+            None,
+        )
+    }
+
+    /// What a source handed out: (offset, key, payload, decoded key or the reason it was not).
+    type Seen = Vec<(u64, Option<Vec<u8>>, Option<Vec<u8>>, Result<String, Invalid>)>;
+
+    fn pull(source: &mut PartitionSource, max: usize, seen: &mut Seen) -> Pulled {
+        let mut f = |item: Item<'_>| {
+            let key = item.record.as_ref().map(|r| r.key.to_string());
+            seen.push((
+                item.pos,
+                item.raw.key.map(<[u8]>::to_vec),
+                item.raw.payload.map(<[u8]>::to_vec),
+                key.map_err(|e| e.reason),
+            ));
+            Ok(())
+        };
+        source.pull(max, &mut f).expect("no stage error")
+    }
+
+    const BAR: &str = r#"{"key":"A","ts":1,"open":1,"high":2,"low":0.5,"close":1.5}"#;
+
+    #[test]
+    fn batches_are_handed_out_in_order_across_pulls_and_a_stop_ends_the_source() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let mut first = Messages::default();
+        first.push(&message(5, Some("A"), BAR));
+        first.push(&message(6, None, "not json"));
+        let mut second = Messages::default();
+        second.push(&message(7, Some("A"), BAR));
+        assert_eq!((first.len(), second.is_empty()), (2, false));
+        let (ack_tx, _ack_rx) = std::sync::mpsc::channel();
+        tx.send(Work::Msgs(first)).expect("queued");
+        tx.send(Work::Msgs(second)).expect("queued");
+        tx.send(Work::Stop(ack_tx)).expect("queued");
+        let mut source = PartitionSource::new(rx, RecordKind::Bar, Duration::from_millis(10));
+        let mut seen = Seen::new();
+        // A pull stops at `max`, and the next one goes on inside the same batch and past it.
+        assert_eq!(pull(&mut source, 1, &mut seen), Pulled::Records(1));
+        assert_eq!(pull(&mut source, 10, &mut seen), Pulled::Records(2));
+        assert_eq!(pull(&mut source, 10, &mut seen), Pulled::End);
+        assert!(source.take_stop_ack().is_some(), "the stop is acknowledged by the caller");
+        assert_eq!(source.first_position(), Some(5));
+        let bar = Some(BAR.as_bytes().to_vec());
+        assert_eq!(
+            seen,
+            vec![
+                (5, Some(b"A".to_vec()), bar.clone(), Ok("A".to_string())),
+                (6, None, Some(b"not json".to_vec()), Err(Invalid::Malformed)),
+                (7, Some(b"A".to_vec()), bar, Ok("A".to_string())),
+            ]
+        );
+    }
+
+    #[test]
+    fn after_a_rewind_messages_are_skipped_until_the_rewound_offset() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let mut source = PartitionSource::new(rx, RecordKind::Bar, Duration::from_millis(10));
+        let mut stale = Messages::default();
+        stale.push(&message(8, Some("A"), BAR));
+        stale.push(&message(9, Some("A"), BAR));
+        tx.send(Work::Msgs(stale)).expect("queued");
+        source.rewind(3);
+        let mut seen = Seen::new();
+        assert_eq!(pull(&mut source, 10, &mut seen), Pulled::Idle, "all stale");
+        let mut again = Messages::default();
+        again.push(&message(3, Some("A"), BAR));
+        tx.send(Work::Msgs(again)).expect("queued");
+        assert_eq!(pull(&mut source, 10, &mut seen), Pulled::Records(1));
+        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [3]);
+        drop(tx);
+        assert_eq!(pull(&mut source, 10, &mut seen), Pulled::End, "the poller is gone");
     }
 }

@@ -8,7 +8,7 @@ mod flow;
 
 pub use deliveries::{Deliveries, DeliveryError};
 pub use dlq::{dead_letter, message_max_bytes, DeadLetter, Origin};
-pub use flow::{ChangelogCheckpoint, Fence, KafkaSink, PartitionSource, Work};
+pub use flow::{ChangelogCheckpoint, Fence, KafkaSink, Messages, PartitionSource, Work};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -117,11 +117,28 @@ pub fn group_consumer<C: ConsumerContext + 'static>(
         })
 }
 
-/// Reads one changelog partition from the beginning to its high watermark with a group-less
-/// consumer and returns the last value of each key (a tombstone, i.e. an empty or missing
-/// value, removes the key).
+/// The group-less consumer that reads changelog partitions at restore: created once per daemon
+/// and reused by every restore (issue 10: a new client per partition paid 105–155 ms of
+/// connecting and metadata before it could even read the watermarks of an empty changelog).
+pub fn changelog_reader(base: &ClientConfig) -> Result<BaseConsumer, KafkaIoError> {
+    let mut c = base.clone();
+    // A group id is set because some librdkafka versions insist on one, but the reader only
+    // uses `assign`, so it never joins the group or commits.
+    c.set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("group.id", "deadband-restore-unused");
+    c.create().map_err(|source| KafkaIoError::Create {
+        what: "changelog reader",
+        source,
+    })
+}
+
+/// Reads one changelog partition from the beginning to its high watermark with `reader` (see
+/// [`changelog_reader`]; one partition at a time) and returns the last value of each key (a
+/// tombstone, i.e. an empty or missing value, removes the key). An empty partition costs one
+/// watermark query. The reader is left without an assignment, whatever the outcome.
 pub fn read_changelog(
-    base: &ClientConfig,
+    reader: &BaseConsumer,
     topic: &str,
     partition: i32,
     timeout: Duration,
@@ -131,18 +148,8 @@ pub fn read_changelog(
         partition,
         problem,
     };
-    let mut c = base.clone();
-    c.set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("group.id", "deadband-restore-unused");
-    // A group id is set because some librdkafka versions insist on one, but the consumer only
-    // uses `assign`, so it never joins the group or commits.
-    let consumer: BaseConsumer = c.create().map_err(|source| KafkaIoError::Create {
-        what: "changelog reader",
-        source,
-    })?;
     let deadline = Instant::now() + timeout;
-    let (low, high) = consumer
+    let (low, high) = reader
         .fetch_watermarks(topic, partition, timeout)
         .map_err(|e| fail(format!("cannot read the watermarks: {e}")))?;
     let mut state = HashMap::new();
@@ -152,35 +159,53 @@ pub fn read_changelog(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Beginning)
         .map_err(|e| fail(e.to_string()))?;
-    consumer.assign(&tpl).map_err(|e| fail(e.to_string()))?;
+    reader.assign(&tpl).map_err(|e| fail(e.to_string()))?;
+    let read = read_assigned(reader, (topic, partition), high, (deadline, timeout), &mut state);
+    let unassigned = reader.unassign();
+    read.map_err(fail)?;
+    unassigned.map_err(|e| fail(format!("cannot release the partition after reading it: {e}")))?;
+    Ok(state)
+}
+
+/// Polls the assigned changelog partition until the message before `high`, keeping the last
+/// value of each key. Messages of any other partition (left from an earlier assignment) are
+/// ignored.
+fn read_assigned(
+    reader: &BaseConsumer,
+    (topic, partition): (&str, i32),
+    high: i64,
+    (deadline, timeout): (Instant, Duration),
+    state: &mut HashMap<String, Vec<u8>>,
+) -> Result<(), String> {
     loop {
         if Instant::now() > deadline {
-            return Err(fail(format!(
+            return Err(format!(
                 "timed out after {timeout:?} before reaching offset {high}"
-            )));
+            ));
         }
-        match consumer.poll(Duration::from_millis(200)) {
+        let m = match reader.poll(Duration::from_millis(200)) {
             None => continue,
-            Some(Err(e)) => return Err(fail(e.to_string())),
-            Some(Ok(m)) => {
-                if let Some(k) = m.key() {
-                    let k = String::from_utf8_lossy(k).into_owned();
-                    match m.payload() {
-                        Some(v) if !v.is_empty() => {
-                            state.insert(k, v.to_vec());
-                        }
-                        _ => {
-                            state.remove(&k);
-                        }
-                    }
+            Some(Err(e)) => return Err(e.to_string()),
+            Some(Ok(m)) => m,
+        };
+        if m.partition() != partition || m.topic() != topic {
+            continue;
+        }
+        if let Some(k) = m.key() {
+            let k = String::from_utf8_lossy(k).into_owned();
+            match m.payload() {
+                Some(v) if !v.is_empty() => {
+                    state.insert(k, v.to_vec());
                 }
-                if m.offset() + 1 >= high {
-                    break;
+                _ => {
+                    state.remove(&k);
                 }
             }
         }
+        if m.offset() + 1 >= high {
+            return Ok(());
+        }
     }
-    Ok(state)
 }
 
 /// Partitions of `topic` in the cluster's metadata; `None` when the topic does not exist.
