@@ -137,6 +137,11 @@ pub fn changelog_reader(base: &ClientConfig) -> Result<BaseConsumer, KafkaIoErro
 /// [`changelog_reader`]; one partition at a time) and returns the last value of each key (a
 /// tombstone, i.e. an empty or missing value, removes the key). An empty partition costs one
 /// watermark query. The reader is left without an assignment, whatever the outcome.
+///
+/// The reader lives as long as the daemon and sits idle between restores, so the connection
+/// errors librdkafka queued while the broker was away (one per reconnect attempt) are dropped
+/// before reading, and a connection error during the read is waited out until `timeout`:
+/// librdkafka reconnects on its own, and only the deadline decides that the broker is gone.
 pub fn read_changelog(
     reader: &BaseConsumer,
     topic: &str,
@@ -149,6 +154,7 @@ pub fn read_changelog(
         problem,
     };
     let deadline = Instant::now() + timeout;
+    while reader.poll(Duration::ZERO).is_some() {}
     let (low, high) = reader
         .fetch_watermarks(topic, partition, timeout)
         .map_err(|e| fail(format!("cannot read the watermarks: {e}")))?;
@@ -185,6 +191,10 @@ fn read_assigned(
         }
         let m = match reader.poll(Duration::from_millis(200)) {
             None => continue,
+            Some(Err(e)) if is_connection_error(&e) => {
+                tracing::debug!("changelog {topic}/{partition}: {e}; waiting for librdkafka to reconnect");
+                continue;
+            }
             Some(Err(e)) => return Err(e.to_string()),
             Some(Ok(m)) => m,
         };
@@ -206,6 +216,22 @@ fn read_assigned(
             return Ok(());
         }
     }
+}
+
+/// A client-wide connection problem that librdkafka recovers from by itself (it keeps
+/// reconnecting), as opposed to a problem with the partition being read.
+fn is_connection_error(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::BrokerNotAvailable
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+        )
+    )
 }
 
 /// Partitions of `topic` in the cluster's metadata; `None` when the topic does not exist.
