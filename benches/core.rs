@@ -1,4 +1,5 @@
-//! Criterion benchmarks of the per-record core: one ATR update, one well weight, one fitter update.
+//! Criterion benchmarks of the per-record core: one ATR update, one well weight, one fitter update,
+//! and the daemon's JSON decode of one bar (what each Kafka record costs before the core sees it).
 //!
 //! Each iteration feeds the next value of a precomputed series, so the numbers include the
 //! data-dependent branches (inside/outside the zone) in realistic proportions.
@@ -6,6 +7,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use deadband::io::codec::{decode, encode_record};
+use deadband::record::{Bar, Payload, Record, RecordKind};
 use deadband::zone::fit::{FitSpec, Fitter, Method};
 use deadband::zone::scale::{Atr, AtrSeed};
 use deadband::zone::well::Well;
@@ -102,5 +105,38 @@ fn fitters(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, atr, wells, fitters);
+/// Bars as `deadband produce` writes them (full-precision floats, integer-ns `ts`).
+fn json_decode(c: &mut Criterion) {
+    let msgs: Vec<Vec<u8>> = series(1024)
+        .iter()
+        .enumerate()
+        .map(|(i, &(h, l, cl))| {
+            let key = format!("SYM{:04}", i % 64);
+            let rec = Record {
+                key: &key,
+                ts: 1_700_000_000_000_000_000 + i as i64 * 60_000_000_000,
+                payload: Payload::Bar(Bar {
+                    open: (h + l) / 2.0,
+                    high: h,
+                    low: l,
+                    close: cl,
+                    volume: Some(1000.0 + i as f64),
+                    true_trend: None,
+                }),
+            };
+            let mut buf = Vec::new();
+            encode_record(&rec, &mut buf);
+            buf
+        })
+        .collect();
+    c.bench_function("json_decode_bar", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            black_box(decode(black_box(&msgs[i & 1023]), RecordKind::Bar).is_ok())
+        })
+    });
+}
+
+criterion_group!(benches, atr, wells, fitters, json_decode);
 criterion_main!(benches);

@@ -1,0 +1,308 @@
+//! The fast path of [`decode`](super::decode): a flat JSON object whose values are plain strings
+//! (no escapes), numbers, booleans or nulls — what producers send — read in one pass.
+//!
+//! It fills the same [`Wire`] that serde would, or gives up (`None`) on anything else: escapes,
+//! nested values, duplicate fields, integers beyond 64 bits, `-0`, syntax errors. The caller
+//! then runs serde, which decides and words the error, so the fast path never changes what a
+//! message decodes to (a property test checks it against serde). Floats go through the
+//! standard library's parser, correctly rounded like serde_json's `float_roundtrip`.
+
+use std::borrow::Cow;
+
+use super::{Field, Wire};
+
+/// Reads `bytes` as a flat JSON object, or `None` to hand it to serde.
+pub(super) fn scan(bytes: &[u8]) -> Option<Wire<'_>> {
+    let mut c = Cursor { b: bytes, i: 0 };
+    let mut w = Wire::default();
+    let mut seen = 0u16;
+    c.expect(b'{')?;
+    if c.peek() == Some(b'}') {
+        c.i += 1;
+    } else {
+        loop {
+            c.expect(b'"')?;
+            let name = c.raw_string()?;
+            c.expect(b':')?;
+            let value = c.value()?;
+            if let Some((slot, bit)) = w.slot(name) {
+                if seen & bit != 0 {
+                    return None; // serde refuses a duplicate field
+                }
+                seen |= bit;
+                *slot = value;
+            } else {
+                std::str::from_utf8(name).ok()?; // serde reads every name as text
+            }
+            match c.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    c.skip_whitespace();
+    (c.i == bytes.len()).then_some(w)
+}
+
+impl<'a> Wire<'a> {
+    /// The field named `name` and its bit in the duplicate mask; `None` for a field serde
+    /// would ignore.
+    fn slot(&mut self, name: &[u8]) -> Option<(&mut Field<'a>, u16)> {
+        let (slot, n) = match name {
+            b"key" => (&mut self.key, 0),
+            b"ts" => (&mut self.ts, 1),
+            b"open" => (&mut self.open, 2),
+            b"high" => (&mut self.high, 3),
+            b"low" => (&mut self.low, 4),
+            b"close" => (&mut self.close, 5),
+            b"volume" => (&mut self.volume, 6),
+            b"value" => (&mut self.value, 7),
+            b"nominal" => (&mut self.nominal, 8),
+            b"lsl" => (&mut self.lsl, 9),
+            b"usl" => (&mut self.usl, 10),
+            b"tool" => (&mut self.tool, 11),
+            _ => return None,
+        };
+        Some((slot, 1 << n))
+    }
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        self.b.get(self.i).copied()
+    }
+
+    /// The next byte that is not whitespace, consumed.
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn expect(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    /// The bytes of a string whose opening quote was consumed; `None` on an escape or a
+    /// control character.
+    fn raw_string(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.b[self.i..];
+        let len = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.i += len + 1;
+        Some(&rest[..len])
+    }
+
+    /// As [`Self::raw_string`], and valid UTF-8.
+    fn string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw_string()?).ok()
+    }
+
+    fn value(&mut self) -> Option<Field<'a>> {
+        match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                Some(Field::Str(Cow::Borrowed(self.string()?)))
+            }
+            b'n' => self.literal(b"null", Field::Null),
+            b't' => self.literal(b"true", Field::Bool),
+            b'f' => self.literal(b"false", Field::Bool),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], field: Field<'a>) -> Option<Field<'a>> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| {
+            self.i = end;
+            field
+        })
+    }
+
+    /// Digits from the cursor on; how many.
+    fn digits(&mut self) -> usize {
+        let n = self.b[self.i..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        self.i += n;
+        n
+    }
+
+    /// A number in JSON's grammar: an integer (`Int` when negative, `Uint` otherwise, as serde
+    /// sees it) or, with a fraction or an exponent, a finite `Float`.
+    fn number(&mut self) -> Option<Field<'a>> {
+        let start = self.i;
+        let negative = self.b[start] == b'-';
+        if negative {
+            self.i += 1;
+        }
+        let whole_start = self.i;
+        let whole = self.digits();
+        if whole == 0 || (whole > 1 && self.b[whole_start] == b'0') {
+            return None; // no digits, or a leading zero
+        }
+        let mut float = false;
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if float {
+            // Only ASCII digits, signs, `.` and `e` were consumed: valid UTF-8.
+            let v: f64 = std::str::from_utf8(&self.b[start..self.i]).ok()?.parse().ok()?;
+            return v.is_finite().then_some(Field::Float(v));
+        }
+        let magnitude = self.b[whole_start..self.i].iter().try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })?;
+        if !negative {
+            Some(Field::Uint(magnitude))
+        } else if magnitude == 0 {
+            None // serde turns `-0` into the float -0.0; leave that to it
+        } else {
+            // Down to i64::MIN; beyond, serde makes a float.
+            0i64.checked_sub_unsigned(magnitude).map(Field::Int)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::wire_by_serde;
+    use super::*;
+
+    /// serde's reading of `text`, when it is a record object at all.
+    fn by_serde(text: &str) -> Option<String> {
+        wire_by_serde(text.as_bytes())
+            .ok()
+            .map(|w| format!("{w:?}"))
+    }
+
+    #[test]
+    fn what_producers_send_takes_the_fast_path() {
+        for text in [
+            r#"{"key":"AAPL","ts":1700000000000000000,"open":1.5,"high":2,"low":0.25,"close":1e-3,"volume":1000}"#,
+            "{ \"key\" : \"é\",\n\t\"ts\": \"2024-01-02T05:04:05.5+02:00\", \"value\": -3.25e+2, \"tool\": null, \"source\": true }\r\n",
+            "{}",
+        ] {
+            let fast = scan(text.as_bytes()).unwrap_or_else(|| panic!("fast path refused {text}"));
+            assert_eq!(Some(format!("{fast:?}")), by_serde(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_serde() {
+        for text in [
+            r#"{"k\u0065y":"A"}"#,
+            r#"{"key":"A\n"}"#,
+            r#"{"key":"A","key":"B"}"#,
+            r#"{"ts":-0}"#,
+            r#"{"ts":18446744073709551616}"#,
+            r#"{"x":[1]}"#,
+            r#"{"x":{}}"#,
+            r#"{"x":01}"#,
+            r#"{"x":1.}"#,
+            r#"{"x":1e}"#,
+            r#"{"x":1e999}"#,
+            r#"{"x":1,}"#,
+            r#"{"x":1} x"#,
+            "\u{c}{}",
+            "[1]",
+            "",
+        ] {
+            assert!(scan(text.as_bytes()).is_none(), "{text}");
+        }
+    }
+
+    /// JSON-ish text built from pieces that are often valid, sometimes not.
+    fn object() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            Just("key"),
+            Just("ts"),
+            Just("open"),
+            Just("high"),
+            Just("low"),
+            Just("close"),
+            Just("volume"),
+            Just("value"),
+            Just("nominal"),
+            Just("lsl"),
+            Just("usl"),
+            Just("tool"),
+            Just("part"),
+            Just("k\\u0065y"),
+            Just("é"),
+        ];
+        let value = prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<u64>().prop_map(|v| v.to_string()),
+            any::<f64>().prop_map(|v| format!("{v}")),
+            any::<f64>().prop_map(|v| format!("{v:e}")),
+            any::<f64>().prop_map(|v| format!("{v:E}")),
+            "-?[0-9]{1,3}(\\.[0-9]{0,20})?([eE][+-]?[0-9]{0,4})?",
+            "\"[a-zA-Z0-9 é:.+-]{0,12}\"",
+            Just("\"a\\\"b\"".to_string()),
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("fals".to_string()),
+            Just("[1, 2]".to_string()),
+            Just("{\"a\": 1}".to_string()),
+        ];
+        let space = "[ \t\r\n\u{c}]{0,2}";
+        let member = (space, name, space, space, value, space)
+            .prop_map(|(a, n, b, c, v, d)| format!("{a}\"{n}\"{b}:{c}{v}{d}"));
+        (prop::collection::vec(member, 0..8), space, 0usize..200).prop_map(|(members, tail, cut)| {
+            let mut text = format!("{{{}}}{tail}", members.join(","));
+            // Now and then a message cut short (still on a character boundary).
+            if cut < text.len() && cut % 7 == 0 {
+                let at = (0..=cut).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                text.truncate(at);
+            }
+            text
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        /// Whatever the fast path accepts, serde reads the same way, to the bit.
+        #[test]
+        fn the_fast_path_agrees_with_serde(text in object()) {
+            if let Some(fast) = scan(text.as_bytes()) {
+                prop_assert_eq!(Some(format!("{fast:?}")), by_serde(&text));
+            }
+        }
+    }
+}
