@@ -180,12 +180,17 @@ impl<'a> Cursor<'a> {
         }
         if float {
             // Only ASCII digits, signs, `.` and `e` were consumed: valid UTF-8.
-            let v: f64 = std::str::from_utf8(&self.b[start..self.i]).ok()?.parse().ok()?;
+            let v: f64 = std::str::from_utf8(&self.b[start..self.i])
+                .ok()?
+                .parse()
+                .ok()?;
             return v.is_finite().then_some(Field::Float(v));
         }
-        let magnitude = self.b[whole_start..self.i].iter().try_fold(0u64, |acc, &d| {
-            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })?;
+        let magnitude = self.b[whole_start..self.i]
+            .iter()
+            .try_fold(0u64, |acc, &d| {
+                acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            })?;
         if !negative {
             Some(Field::Uint(magnitude))
         } else if magnitude == 0 {
@@ -284,15 +289,20 @@ mod tests {
         let space = "[ \t\r\n\u{c}]{0,2}";
         let member = (space, name, space, space, value, space)
             .prop_map(|(a, n, b, c, v, d)| format!("{a}\"{n}\"{b}:{c}{v}{d}"));
-        (prop::collection::vec(member, 0..8), space, 0usize..200).prop_map(|(members, tail, cut)| {
-            let mut text = format!("{{{}}}{tail}", members.join(","));
-            // Now and then a message cut short (still on a character boundary).
-            if cut < text.len() && cut % 7 == 0 {
-                let at = (0..=cut).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-                text.truncate(at);
-            }
-            text
-        })
+        (prop::collection::vec(member, 0..8), space, 0usize..200).prop_map(
+            |(members, tail, cut)| {
+                let mut text = format!("{{{}}}{tail}", members.join(","));
+                // Now and then a message cut short (still on a character boundary).
+                if cut < text.len() && cut % 7 == 0 {
+                    let at = (0..=cut)
+                        .rev()
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(0);
+                    text.truncate(at);
+                }
+                text
+            },
+        )
     }
 
     proptest! {

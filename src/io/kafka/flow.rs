@@ -476,8 +476,8 @@ impl<C: ConsumerContext + 'static> Checkpoint for ChangelogCheckpoint<C> {
 mod tests {
     use super::*;
     use rdkafka::config::ClientConfig;
-    use rdkafka::message::OwnedMessage;
     use rdkafka::consumer::DefaultConsumerContext;
+    use rdkafka::message::OwnedMessage;
 
     /// A checkpoint whose producer points at a closed port: nothing is ever delivered, so any
     /// send shows up as outstanding.
@@ -528,7 +528,12 @@ mod tests {
     }
 
     /// What a source handed out: (offset, key, payload, decoded key or the reason it was not).
-    type Seen = Vec<(u64, Option<Vec<u8>>, Option<Vec<u8>>, Result<String, Invalid>)>;
+    type Seen = Vec<(
+        u64,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Result<String, Invalid>,
+    )>;
 
     fn pull(source: &mut PartitionSource, max: usize, seen: &mut Seen) -> Pulled {
         let mut f = |item: Item<'_>| {
@@ -565,7 +570,10 @@ mod tests {
         assert_eq!(pull(&mut source, 1, &mut seen), Pulled::Records(1));
         assert_eq!(pull(&mut source, 10, &mut seen), Pulled::Records(2));
         assert_eq!(pull(&mut source, 10, &mut seen), Pulled::End);
-        assert!(source.take_stop_ack().is_some(), "the stop is acknowledged by the caller");
+        assert!(
+            source.take_stop_ack().is_some(),
+            "the stop is acknowledged by the caller"
+        );
         assert_eq!(source.first_position(), Some(5));
         let bar = Some(BAR.as_bytes().to_vec());
         assert_eq!(
@@ -595,6 +603,10 @@ mod tests {
         assert_eq!(pull(&mut source, 10, &mut seen), Pulled::Records(1));
         assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [3]);
         drop(tx);
-        assert_eq!(pull(&mut source, 10, &mut seen), Pulled::End, "the poller is gone");
+        assert_eq!(
+            pull(&mut source, 10, &mut seen),
+            Pulled::End,
+            "the poller is gone"
+        );
     }
 }

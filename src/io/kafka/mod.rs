@@ -166,10 +166,20 @@ pub fn read_changelog(
     tpl.add_partition_offset(topic, partition, Offset::Beginning)
         .map_err(|e| fail(e.to_string()))?;
     reader.assign(&tpl).map_err(|e| fail(e.to_string()))?;
-    let read = read_assigned(reader, (topic, partition), high, (deadline, timeout), &mut state);
+    let read = read_assigned(
+        reader,
+        (topic, partition),
+        high,
+        (deadline, timeout),
+        &mut state,
+    );
     let unassigned = reader.unassign();
     read.map_err(fail)?;
-    unassigned.map_err(|e| fail(format!("cannot release the partition after reading it: {e}")))?;
+    unassigned.map_err(|e| {
+        fail(format!(
+            "cannot release the partition after reading it: {e}"
+        ))
+    })?;
     Ok(state)
 }
 
@@ -192,7 +202,9 @@ fn read_assigned(
         let m = match reader.poll(Duration::from_millis(200)) {
             None => continue,
             Some(Err(e)) if is_connection_error(&e) => {
-                tracing::debug!("changelog {topic}/{partition}: {e}; waiting for librdkafka to reconnect");
+                tracing::debug!(
+                    "changelog {topic}/{partition}: {e}; waiting for librdkafka to reconnect"
+                );
                 continue;
             }
             Some(Err(e)) => return Err(e.to_string()),
