@@ -200,7 +200,8 @@ pub fn combine_sorted(inputs: &[PathBuf], out: &Path) -> Result<u64, CombineErro
     let Some(schema) = schema else {
         return Ok(0);
     };
-    let mut writer = AtomicParquetWriter::create(out, schema, sink_props())?;
+    let props = sink_props(&schema);
+    let mut writer = AtomicParquetWriter::create(out, schema, props)?;
     let mut pending: Vec<(usize, usize)> = Vec::new();
     while let Some(t) = cursors.iter().filter_map(|c| c.head(&pool)).min() {
         let start = pending.len();

@@ -60,7 +60,11 @@ impl PeriodWriter {
     pub fn create(path: &Path) -> Result<PeriodWriter, SinkError> {
         let n = SINK_BATCH_ROWS;
         Ok(PeriodWriter {
-            out: AtomicParquetWriter::create(path, periods_schema(), sink_props())?,
+            out: AtomicParquetWriter::create(
+                path,
+                periods_schema(),
+                sink_props(&periods_schema()),
+            )?,
             ts: TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC"),
             keys: UInt64Builder::with_capacity(n),
             f: std::array::from_fn(|_| Float64Builder::with_capacity(n)),

@@ -8,9 +8,11 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, StringBuilder,
     TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
+use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::events::*;
 use super::{AtomicParquetWriter, SinkError};
@@ -23,11 +25,24 @@ pub const SINK_BATCH_ROWS: usize = 8192;
 /// range polars, pyarrow and DuckDB use themselves.
 pub const SINK_ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Snappy, [`SINK_ROW_GROUP_ROWS`] rows per row group.
-pub(super) fn sink_props() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(SINK_ROW_GROUP_ROWS))
+/// Snappy, [`SINK_ROW_GROUP_ROWS`] rows per row group, and dictionary encoding only where values
+/// repeat: the text columns (keys, event kinds, rule, scale and regime names) except the unique
+/// event `id`. Numbers and ids are nearly all distinct, so a dictionary would only cost the
+/// writer a hash of every value before it gave up on it (12 % of a replay's time, measured
+/// with `perf` on `benches/file.rs`).
+pub(super) fn sink_props(schema: &Schema) -> WriterProperties {
+    let repeated_text = schema
+        .fields()
+        .iter()
+        .filter(|f| matches!(f.data_type(), DataType::Utf8) && f.name() != "id");
+    repeated_text
+        .fold(
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(SINK_ROW_GROUP_ROWS))
+                .set_dictionary_enabled(false),
+            |b, f| b.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), true),
+        )
         .build()
 }
 
@@ -65,7 +80,7 @@ impl EventWriter {
     pub fn create(path: &Path) -> Result<EventWriter, SinkError> {
         let n = SINK_BATCH_ROWS;
         Ok(EventWriter {
-            out: AtomicParquetWriter::create(path, events_schema(), sink_props())?,
+            out: AtomicParquetWriter::create(path, events_schema(), sink_props(&events_schema()))?,
             id: StringBuilder::with_capacity(n, n * 24),
             key: StringBuilder::with_capacity(n, n * 8),
             seq: UInt64Builder::with_capacity(n),
@@ -195,7 +210,7 @@ impl FitWriter {
     pub fn create(path: &Path) -> Result<FitWriter, SinkError> {
         let n = SINK_BATCH_ROWS;
         Ok(FitWriter {
-            out: AtomicParquetWriter::create(path, fit_schema(), sink_props())?,
+            out: AtomicParquetWriter::create(path, fit_schema(), sink_props(&fit_schema()))?,
             key: StringBuilder::with_capacity(n, n * 8),
             ts: TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC"),
             f: std::array::from_fn(|_| Float64Builder::with_capacity(n)),
