@@ -6,6 +6,9 @@
 //! `T = [[1, dt, dt²], [0, 1, 2dt], [0, 0, 1]]`. This is an exact linear reparametrisation of the
 //! same polynomial, so least-squares equivalences survive it, and the regressor of the current
 //! record is then simply `(1, 0, 0)`: `φᵀPφ = P₁₁` and `Pφ` is the first column of `P`.
+//!
+//! The matrix helpers take the model's dimension `D` (order + 1) as a constant, so each order
+//! gets its own straight-line copy of the loops (issue 10: the fit is the chain's largest part).
 
 // Index loops read like the matrix formulas they implement.
 #![allow(clippy::needless_range_loop)]
@@ -42,32 +45,32 @@ pub(super) fn shift_theta(theta: &[f64; 3], dt: f64) -> [f64; 3] {
     [level_at(theta, dt), slope_at(theta, dt), theta[2]]
 }
 
-/// `T P Tᵀ` for the origin move by `dt`, over the first `d` rows/columns.
+/// `T P Tᵀ` for the origin move by `dt`, over the first `D` rows/columns.
 #[inline]
-pub(super) fn shift_p(p: &Mat, dt: f64, d: usize) -> Mat {
+pub(super) fn shift_p<const D: usize>(p: &Mat, dt: f64) -> Mat {
     if dt == 0.0 {
         return *p;
     }
     let mut t = [[1.0, dt, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    if d == 3 {
+    if D == 3 {
         t[0][2] = dt * dt;
         t[1][2] = 2.0 * dt;
     }
     let mut tp = [[0.0; 3]; 3];
-    for i in 0..d {
-        for j in 0..d {
+    for i in 0..D {
+        for j in 0..D {
             let mut s = 0.0;
-            for k in i..d {
+            for k in i..D {
                 s += t[i][k] * p[k][j];
             }
             tp[i][j] = s;
         }
     }
     let mut out = [[0.0; 3]; 3];
-    for i in 0..d {
-        for j in i..d {
+    for i in 0..D {
+        for j in i..D {
             let mut s = 0.0;
-            for k in j..d {
+            for k in j..D {
                 s += tp[i][k] * t[j][k];
             }
             out[i][j] = s;
@@ -77,7 +80,8 @@ pub(super) fn shift_p(p: &Mat, dt: f64, d: usize) -> Mat {
     out
 }
 
-/// True when theta and `P` are finite over the first `d` rows/columns.
-pub(super) fn all_finite(theta: &[f64; 3], p: &Mat, d: usize) -> bool {
-    (0..d).all(|i| theta[i].is_finite() && (0..d).all(|j| p[i][j].is_finite()))
+/// True when theta and `P` are finite over the first `D` rows/columns.
+#[inline]
+pub(super) fn all_finite<const D: usize>(theta: &[f64; 3], p: &Mat) -> bool {
+    (0..D).all(|i| theta[i].is_finite() && (0..D).all(|j| p[i][j].is_finite()))
 }

@@ -218,7 +218,18 @@ impl Fitter {
 
     /// A post-warm-up record: returns (predicted, inside, updated).
     fn correct(&mut self, t: f64, y: f64, eps: f64) -> (f64, bool, bool) {
-        let d = self.spec.dim();
+        // One copy of the step per order, with the dimension a constant: the same arithmetic in
+        // the same order, without the loop bounds and branches of a run-time dimension.
+        if self.spec.dim() == 2 {
+            self.correct_in::<2>(t, y, eps)
+        } else {
+            self.correct_in::<3>(t, y, eps)
+        }
+    }
+
+    /// [`Fitter::correct`] for a model of dimension `D` (= `spec.dim()`).
+    #[inline]
+    fn correct_in<const D: usize>(&mut self, t: f64, y: f64, eps: f64) -> (f64, bool, bool) {
         let dt = finite(t - self.origin);
         let predicted = level_at(&self.theta, dt);
         let e = y - predicted;
@@ -236,7 +247,7 @@ impl Fitter {
         let mut p = if self.spec.method == Method::SmNlms {
             self.p // not used by NLMS: kept as it was
         } else {
-            shift_p(&self.p, dt, d)
+            shift_p::<D>(&self.p, dt)
         };
         let r = Record {
             y,
@@ -247,17 +258,17 @@ impl Fitter {
         };
         // (a step is taken, it is a correction rather than a leak step)
         let (step, correction) = match self.spec.method {
-            Method::Rls => rls::step(&mut theta, &mut p, &r, &self.spec),
-            Method::RobustRls => robust::step(&mut theta, &mut p, &r, &self.spec),
-            Method::SmRls => set_membership::sm_rls(&mut theta, &mut p, &r, &self.spec),
-            Method::SmNlms => set_membership::sm_nlms(&mut theta, &r, &self.spec),
+            Method::Rls => rls::step::<D>(&mut theta, &mut p, &r, &self.spec),
+            Method::RobustRls => robust::step::<D>(&mut theta, &mut p, &r, &self.spec),
+            Method::SmRls => set_membership::sm_rls::<D>(&mut theta, &mut p, &r, &self.spec),
+            Method::SmNlms => set_membership::sm_nlms::<D>(&mut theta, &r, &self.spec),
         };
-        if !step || !all_finite(&theta, &p, d) {
+        if !step || !all_finite::<D>(&theta, &p) {
             // Nothing to do, or overflow: the previous state stays.
             return (predicted, inside, false);
         }
         if self.spec.method != Method::SmNlms {
-            self.guard(&mut p, d);
+            self.guard::<D>(&mut p);
         }
         self.theta = theta;
         self.p = p;
@@ -265,24 +276,31 @@ impl Fitter {
         (predicted, inside, correction)
     }
 
-    /// Applies the trace guard to a freshly computed `P`.
-    fn guard(&mut self, p: &mut Mat, d: usize) {
-        let trace: f64 = (0..d).map(|i| p[i][i]).sum();
-        let positive = (0..d).all(|i| p[i][i] > 0.0);
+    /// Applies the trace guard to a freshly computed `P` of dimension `D`.
+    #[inline]
+    fn guard<const D: usize>(&mut self, p: &mut Mat) {
+        let trace: f64 = (0..D).map(|i| p[i][i]).sum();
+        let positive = (0..D).all(|i| p[i][i] > 0.0);
         if positive && trace <= self.spec.trace_max {
             return;
         }
+        self.guard_fire::<D>(p, positive, trace);
+    }
+
+    /// The trace guard's action, once it fired: rescale or reset `P`.
+    #[cold]
+    fn guard_fire<const D: usize>(&mut self, p: &mut Mat, positive: bool, trace: f64) {
         self.counts.guards += 1;
         if positive && self.spec.trace_guard == TraceGuard::Scale {
             let s = self.spec.trace_max / trace;
-            for row in p.iter_mut().take(d) {
-                for v in row.iter_mut().take(d) {
+            for row in p.iter_mut().take(D) {
+                for v in row.iter_mut().take(D) {
                     *v *= s;
                 }
             }
         } else {
             *p = [[0.0; 3]; 3];
-            for (i, row) in p.iter_mut().enumerate().take(d) {
+            for (i, row) in p.iter_mut().enumerate().take(D) {
                 row[i] = self.spec.p0;
             }
         }

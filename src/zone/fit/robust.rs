@@ -12,13 +12,18 @@ use super::{FitSpec, Record};
 
 /// One `robust_rls` record. Returns (a step was taken, it is a correction rather than a leak
 /// step).
-pub(super) fn step(theta: &mut [f64; 3], p: &mut Mat, r: &Record, spec: &FitSpec) -> (bool, bool) {
-    let (lam, leak, d) = (spec.forgetting, spec.leak, spec.dim());
+pub(super) fn step<const D: usize>(
+    theta: &mut [f64; 3],
+    p: &mut Mat,
+    r: &Record,
+    spec: &FitSpec,
+) -> (bool, bool) {
+    let (lam, leak) = (spec.forgetting, spec.leak);
     let w = spec.well.weight(r.e, r.eps) / 2.0;
     let w = if w.is_finite() && w > 0.0 { w } else { 0.0 };
     let w_step = if r.inside { w.max(leak) } else { w };
     if w_step > 0.0 {
-        rls_step(theta, p, r.e, w_step, lam, d);
+        rls_step::<D>(theta, p, r.e, w_step, lam);
     }
     (w_step > 0.0, w > 0.0)
 }

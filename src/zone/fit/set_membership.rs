@@ -29,17 +29,17 @@ use super::rls::rls_step;
 use super::{FitSpec, Record};
 
 /// One `sm_rls` record. Returns (a step was taken, it is a correction rather than a leak step).
-pub(super) fn sm_rls(
+pub(super) fn sm_rls<const D: usize>(
     theta: &mut [f64; 3],
     p: &mut Mat,
     r: &Record,
     spec: &FitSpec,
 ) -> (bool, bool) {
-    let (lam, leak, d) = (spec.forgetting, spec.leak, spec.dim());
+    let (lam, leak) = (spec.forgetting, spec.leak);
     let (y, e, eps) = (r.y, r.e, r.eps);
     if r.inside {
         if leak > 0.0 {
-            rls_step(theta, p, e, leak, lam, d);
+            rls_step::<D>(theta, p, e, leak, lam);
         }
         return (leak > 0.0, false);
     }
@@ -52,12 +52,12 @@ pub(super) fn sm_rls(
         let c = 1.0 - keep;
         let col = [p[0][0], p[1][0], p[2][0]];
         let gain = (e - sign * eps) / g;
-        for i in 1..d {
+        for i in 1..D {
             theta[i] += col[i] * gain;
         }
         theta[0] = y - sign * eps;
-        for i in 1..d {
-            for j in i..d {
+        for i in 1..D {
+            for j in i..D {
                 let v = p[i][j] - c * col[i] * col[j] / g;
                 p[i][j] = v;
                 p[j][i] = v;
@@ -75,14 +75,18 @@ pub(super) fn sm_rls(
 
 /// One `sm_nlms` record (`P` is not used). Returns (a step was taken, it is a correction rather
 /// than a leak step).
-pub(super) fn sm_nlms(theta: &mut [f64; 3], r: &Record, spec: &FitSpec) -> (bool, bool) {
-    let (lam, leak, d) = (spec.forgetting, spec.leak, spec.dim());
+pub(super) fn sm_nlms<const D: usize>(
+    theta: &mut [f64; 3],
+    r: &Record,
+    spec: &FitSpec,
+) -> (bool, bool) {
+    let (lam, leak) = (spec.forgetting, spec.leak);
     let (e, eps, inside) = (r.e, r.eps, r.inside);
     let a = e.abs();
     let mu = if inside { leak } else { 1.0 - eps / a };
     if mu > 0.0 {
-        let dir = nlms_direction(lam, d);
-        for i in 1..d {
+        let dir = nlms_direction(lam, D);
+        for i in 1..D {
             theta[i] += mu * e * dir[i];
         }
         theta[0] = r.predicted + mu * e;

@@ -104,7 +104,11 @@ impl Fitter {
         if self.warm.n == d {
             self.warm.done = true;
             let mut p = self.p;
-            self.guard(&mut p, d);
+            if d == 2 {
+                self.guard::<2>(&mut p);
+            } else {
+                self.guard::<3>(&mut p);
+            }
             self.p = p;
         }
         predicted
@@ -139,7 +143,12 @@ impl Fitter {
                 }
             }
         }
-        if !all_finite(&theta, &p, d) {
+        let finite = if d == 2 {
+            all_finite::<2>(&theta, &p)
+        } else {
+            all_finite::<3>(&theta, &p)
+        };
+        if !finite {
             return false;
         }
         self.theta = theta;
