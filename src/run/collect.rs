@@ -247,7 +247,9 @@ impl Charts {
                 let bars = s.record == RecordKind::Bar;
                 let mut markers: Vec<Marker> =
                     k.markers.into_values().flat_map(|m| m.items).collect();
-                markers.sort_by_key(|m| m.ts);
+                // By time, then kind: the kinds come out of a hash map, whose order differs
+                // between runs, and the report must not (events of one kind keep their order).
+                markers.sort_by_key(|m| (m.ts, m.kind));
                 let has_limits = pts.iter().any(|p| p.spc_limit.is_finite());
                 KeySeries {
                     key: k.key,

@@ -208,7 +208,7 @@ pub struct Marker {
 }
 
 /// Event kinds, each with its own colour and shape on the charts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MarkerKind {
     /// Trend turned up: green triangle pointing up.
     TrendUp,
