@@ -77,6 +77,7 @@ fn replay_file(c: &mut Criterion) {
         progress: false,
         report: false,
         shard: None,
+        single_thread: false,
     };
 
     let mut g = c.benchmark_group("replay_file");

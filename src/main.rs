@@ -53,6 +53,10 @@ enum Command {
         /// folders with `deadband merge`.
         #[arg(long, value_name = "I/N")]
         shard: Option<Shard>,
+        /// Run the baseline on the strategy's thread instead of a second one (same outputs;
+        /// for one-core machines and profiling).
+        #[arg(long)]
+        single_thread: bool,
     },
     /// Merge the output folders of `backtest --shard I/N` (every I of one N) into one: events,
     /// fit rows, per-period series, summary.json (portfolio statistics recomputed) and report.
@@ -223,6 +227,7 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
             out,
             no_report,
             shard,
+            single_thread,
         } => {
             let cfg = load_config(&config)?;
             let out = out
@@ -234,6 +239,7 @@ fn run(cli: Cli) -> Result<(), BoxFailure> {
                 progress: true,
                 report: !no_report,
                 shard,
+                single_thread,
             };
             let summary = deadband::run::backtest::run(&cfg, &opts)?;
             print!("{}", deadband::run::demo::describe(&summary, &out));

@@ -30,12 +30,17 @@ fn market_cfg(extra: &str) -> Config {
 }
 
 fn run(cfg: &Config, input: &Path, out: &Path) -> Summary {
+    run_with(cfg, input, out, false)
+}
+
+fn run_with(cfg: &Config, input: &Path, out: &Path, single_thread: bool) -> Summary {
     let opts = BacktestOptions {
         input: Some(input.to_string_lossy().into_owned()),
         out: out.to_path_buf(),
         progress: false,
         report: true,
         shard: None,
+        single_thread,
     };
     backtest::run(cfg, &opts).unwrap()
 }
@@ -182,6 +187,50 @@ fn two_runs_give_identical_events() {
     let b = read_events(&dir.join("b/events.parquet")).unwrap();
     assert!(!a.is_empty());
     assert_eq!(a, b);
+}
+
+/// The baseline lane on its own thread (the default) and on the strategy's thread give the same
+/// files byte for byte, the same report and summary but for the timings: bars and measurements (the
+/// closed loop of tool offsets), over several of the helper's batches and a partial last one.
+#[test]
+fn the_baseline_thread_changes_no_output() {
+    let dir = tmp("threads");
+    let sensor = deadband::config::load(Path::new("config/sensor-grr.toml")).unwrap();
+    for (name, kind, cfg) in [
+        ("market", GenKind::Market, market_cfg("")),
+        ("sensor", GenKind::Sensor, sensor),
+    ] {
+        let input = dir.join(format!("{name}.parquet"));
+        gen::write(kind, &GenOptions::new(3, 3001, 8), &input).unwrap();
+        let two = dir.join(format!("{name}-two"));
+        let one = dir.join(format!("{name}-one"));
+        let a = run_with(&cfg, &input, &two, false);
+        let b = run_with(&cfg, &input, &one, true);
+        assert_eq!(a.rows, 9003);
+        for file in ["events.parquet", "fit.parquet", "periods.parquet"] {
+            let (x, y) = (two.join(file), one.join(file));
+            assert!(x.exists(), "{name}: no {file}");
+            assert!(
+                std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap(),
+                "{name}: {file} differs between the two runs"
+            );
+        }
+        // The report's equity curves take the baseline's equity record by record; only its
+        // subtitle's rate differs.
+        let report = |d: &Path| {
+            let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+            let kept: Vec<&str> = html.lines().filter(|l| !l.contains("rows/s")).collect();
+            kept.join("\n")
+        };
+        assert!(report(&two) == report(&one), "{name}: reports differ");
+        let untimed = |s: &Summary| {
+            let mut v = serde_json::to_value(s).unwrap();
+            let o = v.as_object_mut().unwrap();
+            assert!(o.remove("elapsed_s").is_some() && o.remove("rows_per_s").is_some());
+            v
+        };
+        assert_eq!(untimed(&a), untimed(&b), "{name}: summaries differ");
+    }
 }
 
 /// Generation is a per-key stream, so a shorter file is a prefix of a longer one (checked here);

@@ -368,6 +368,7 @@ fn the_backtest_keeps_parts_in_tolerance_with_a_tenth_of_shewharts_compensations
                 progress: false,
                 report: false,
                 shard: None,
+                single_thread: false,
             };
             let s = backtest::run(&cfg, &opts).unwrap();
             let (a, b) = (&s.strategy, &s.baseline);

@@ -84,6 +84,7 @@ fn run(config: &str, kind: &str, input: &Path, out: &Path) -> Summary {
         progress: false,
         report: false,
         shard: None,
+        single_thread: false,
     };
     backtest::run(&cfg, &opts).expect("backtest")
 }

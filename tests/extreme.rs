@@ -164,6 +164,7 @@ fn summary_bad(dir: &Path, extreme: bool) -> Vec<String> {
         progress: false,
         report: false,
         shard: None,
+        single_thread: false,
     };
     backtest::run(&cfg, &opts).unwrap();
     let text = std::fs::read_to_string(out.join("summary.json")).unwrap();

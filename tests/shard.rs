@@ -50,6 +50,7 @@ fn backtest(cfg: &Config, input: &str, out: &Path, shard: Option<Shard>) -> Summ
         progress: false,
         report: true,
         shard,
+        single_thread: false,
     };
     backtest::run(cfg, &opts).unwrap()
 }

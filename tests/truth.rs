@@ -280,6 +280,7 @@ fn the_backtest_scores_the_signal_against_the_generated_truth() {
             progress: false,
             report: true,
             shard: None,
+            single_thread: false,
         },
     )
     .unwrap();

@@ -221,6 +221,7 @@ pub fn run(out: &Path) -> Result<DemoOutcome, DemoError> {
         progress: true,
         report: true,
         shard: None,
+        single_thread: false,
     };
     let market = backtest::run(&market_cfg, &opts(&market_file, &market_out))?;
     let sensor = backtest::run(&sensor_cfg, &opts(&sensor_file, &sensor_out))?;

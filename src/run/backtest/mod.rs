@@ -29,6 +29,7 @@ use crate::record::Invalid;
 use crate::run::shard::{self, Shard};
 use crate::run::summary;
 
+mod ahead;
 mod lane;
 mod parts;
 mod replay;
@@ -111,6 +112,10 @@ pub struct BacktestOptions {
     pub report: bool,
     /// `--shard I/N`: keep only the keys of shard I of N.
     pub shard: Option<Shard>,
+    /// `--single-thread`: run the baseline lane on the strategy's thread instead of a second
+    /// one. The outputs are identical (for one-core machines, profiling, and the test that
+    /// checks that identity).
+    pub single_thread: bool,
 }
 
 /// The format of a replay's files: `[input] kind`, or — for a Kafka config replayed with
@@ -167,6 +172,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     let mut replay = Replay::new(
         Lane::new(cfg.processor.clone(), &cfg.file, sink)?,
         Lane::new(cfg.baseline(), &cfg.file, Discard)?,
+        !opts.single_thread,
         crate::run::collect::Charts::new(cfg.output.report_keys),
         progress_bar(opts.progress, source.total_hint()),
         opts.shard,
@@ -184,6 +190,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         mut period_file,
         ..
     } = replay;
+    let baseline = baseline.expect("the final checkpoint brought the baseline lane back");
     bar.finish_and_clear();
     if let Some(last) = periods.finish() {
         period_file.write(&last)?;

@@ -1,6 +1,7 @@
 //! The backtest's stage: keeps the records of its shard, runs each through the strategy and the
 //! baseline lane, groups their PnL into periods for `periods.parquet`, and lets the report
-//! collect what both did.
+//! collect what both did. By default the baseline runs on a second thread a batch ahead
+//! (`ahead.rs`); the results are the same either way.
 
 use std::path::Path;
 
@@ -14,11 +15,20 @@ use crate::run::shard::Shard;
 use crate::signal::active::ActiveBook;
 use crate::signal::periods::{ActiveSums, PeriodLog, PeriodSums};
 
+use super::ahead::{Ahead, BaseOut, Batch, Done, BATCH};
 use super::lane::Lane;
 
 pub(super) struct Replay {
     pub(super) strategy: Lane<ParquetSink>,
-    pub(super) baseline: Lane<Discard>,
+    /// The baseline lane while it runs on this thread, and after the final checkpoint;
+    /// `None` while it is on the helper thread (`ahead`).
+    pub(super) baseline: Option<Lane<Discard>>,
+    ahead: Option<Ahead>,
+    /// Run the baseline on a second thread (else record by record on this one).
+    parallel: bool,
+    /// Records copied for the helper, not yet sent; and emptied buffers to reuse.
+    pending: Batch,
+    spare: Vec<Done>,
     pub(super) charts: Charts,
     pub(super) bar: indicatif::ProgressBar,
     /// Records read from the input, and those of this shard given to the lanes.
@@ -40,9 +50,11 @@ pub(super) struct Replay {
 const OTHER_SHARD: usize = usize::MAX;
 
 impl Replay {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         strategy: Lane<ParquetSink>,
         baseline: Lane<Discard>,
+        parallel: bool,
         charts: Charts,
         bar: indicatif::ProgressBar,
         shard: Option<Shard>,
@@ -50,7 +62,11 @@ impl Replay {
     ) -> Result<Self, SinkError> {
         Ok(Self {
             strategy,
-            baseline,
+            baseline: Some(baseline),
+            ahead: None,
+            parallel,
+            pending: Batch::default(),
+            spare: Vec::new(),
             charts,
             bar,
             seen: 0,
@@ -120,6 +136,84 @@ impl Replay {
             None => Ok(()),
         }
     }
+
+    /// The strategy, the period and the charts for one record, given the baseline's answer.
+    fn take(
+        &mut self,
+        item: &Item<'_>,
+        slot: Option<usize>,
+        base: BaseOut,
+    ) -> Result<(), FlowError> {
+        let acc = self.strategy.step(item, slot)?;
+        let (Ok(rec), Some(slot)) = (&item.record, slot) else {
+            return Ok(());
+        };
+        let base_acc = base.acc;
+        if acc.is_some() || base_acc.is_some() {
+            self.period(rec, slot, acc.as_ref(), base_acc.as_ref())
+                .map_err(|e| FlowError::new(Step::Emit, e))?;
+        }
+        self.charts.record(
+            rec,
+            slot,
+            acc.as_ref(),
+            base_acc.as_ref(),
+            self.strategy.flow.last_events(),
+            self.strategy.portfolio.perf.equity(),
+            base.equity,
+            self.strategy.flow.processor(),
+        );
+        Ok(())
+    }
+
+    /// Every record of a batch the helper answered, then the batch's buffers kept for reuse.
+    fn take_batch(&mut self, (mut batch, outs): Done) -> Result<(), FlowError> {
+        for ((item, slot), base) in batch.items().zip(&outs) {
+            self.take(&item, slot, *base)?;
+        }
+        batch.clear();
+        self.spare.push((batch, outs));
+        Ok(())
+    }
+
+    /// Sends the pending records to the helper (starting it with the baseline lane on first
+    /// use); once two batches are out, takes the older one back and runs the rest on it.
+    fn send_pending(&mut self) -> Result<(), FlowError> {
+        let fresh = self.spare.pop().unwrap_or_default();
+        let (batch, outs) = fresh;
+        let full = std::mem::replace(&mut self.pending, batch);
+        let baseline = &mut self.baseline;
+        let ahead = self.ahead.get_or_insert_with(|| {
+            Ahead::start(
+                baseline
+                    .take()
+                    .expect("the baseline is here when no helper runs"),
+            )
+        });
+        ahead.send((full, outs));
+        if ahead.in_flight() >= 2 {
+            let done = ahead.recv()?;
+            self.take_batch(done)?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is pending, takes every batch back and brings the baseline lane home.
+    fn drain(&mut self) -> Result<(), FlowError> {
+        if !self.pending.is_empty() {
+            self.send_pending()?;
+        }
+        while let Some(ahead) = &mut self.ahead {
+            if ahead.in_flight() == 0 {
+                let ahead = self.ahead.take().expect("matched above");
+                self.baseline = Some(ahead.finish());
+                break;
+            }
+            let done = ahead.recv()?;
+            self.take_batch(done)?;
+        }
+        Ok(())
+    }
 }
 
 impl Stage for Replay {
@@ -138,30 +232,31 @@ impl Stage for Replay {
             Err(_) => None,
         };
         self.rows += 1;
-        let acc = self.strategy.step(&item, slot)?;
-        let base = self.baseline.step(&item, slot)?;
-        let (Ok(rec), Some(slot)) = (&item.record, slot) else {
+        if self.parallel {
+            self.pending.push(&item, slot);
+            if self.pending.len() >= BATCH {
+                self.send_pending()?;
+            }
             return Ok(());
-        };
-        if acc.is_some() || base.is_some() {
-            self.period(rec, slot, acc.as_ref(), base.as_ref())
-                .map_err(|e| FlowError::new(Step::Emit, e))?;
         }
-        self.charts.record(
-            rec,
-            slot,
-            acc.as_ref(),
-            base.as_ref(),
-            self.strategy.flow.last_events(),
-            self.strategy.portfolio.perf.equity(),
-            self.baseline.portfolio.perf.equity(),
-            self.strategy.flow.processor(),
-        );
-        Ok(())
+        let baseline = self
+            .baseline
+            .as_mut()
+            .expect("without a helper the baseline stays here");
+        let base = BaseOut {
+            acc: baseline.step(&item, slot)?,
+            equity: baseline.portfolio.perf.equity(),
+        };
+        self.take(&item, slot, base)
     }
 
     fn checkpoint(&mut self) -> Result<(), FlowError> {
+        self.drain()?;
         self.strategy.flow.checkpoint()?;
-        self.baseline.flow.checkpoint()
+        self.baseline
+            .as_mut()
+            .expect("drained: the baseline is home")
+            .flow
+            .checkpoint()
     }
 }
