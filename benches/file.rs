@@ -5,7 +5,10 @@
 //!   `volume`, `true_trend`) into Arrow arrays, 8192 rows per batch, single-threaded — the floor;
 //! - `replay_file/backtest`: `deadband backtest --no-report` on that file with
 //!   `benches/sm-rls-atr.toml` (strategy + L2 baseline, `emit_fit = false`): open, replay, write
-//!   `events.parquet`, the polars cross-check and `summary.json`.
+//!   `events.parquet`, the polars cross-check and `summary.json` (the baseline lane on a second
+//!   thread, the default);
+//! - `replay_file/backtest_one_thread`: the same with `--single-thread` (both lanes on one
+//!   thread), to show what the second thread buys.
 //!
 //! The file is generated once per run: `gen market --keys 4 --rows 250000 --seed 1` (1 M bars;
 //! the 20 M would make one sample take half a minute). `DEADBAND_BENCH_ROWS` sets the
@@ -88,6 +91,13 @@ fn replay_file(c: &mut Criterion) {
     });
     g.bench_function("backtest", |b| {
         b.iter(|| assert_eq!(backtest::run(&cfg, &opts).unwrap().rows, rows));
+    });
+    let one = BacktestOptions {
+        single_thread: true,
+        ..opts.clone()
+    };
+    g.bench_function("backtest_one_thread", |b| {
+        b.iter(|| assert_eq!(backtest::run(&cfg, &one).unwrap().rows, rows));
     });
     g.finish();
 }

@@ -36,6 +36,7 @@ fit="$(mean chain/sm_rls_fit_only)"
 chain="$(mean chain/sm_rls_atr)"
 decode="$(mean replay_file/decode)"
 replay="$(mean replay_file/backtest)"
+replay_one="$(mean replay_file/backtest_one_thread)"
 keys="$(mean million_keys/process_3_bars)"
 file_rows="$(jq -r '.throughput.Elements' target/criterion/replay_file/backtest/new/benchmark.json)"
 keys_rows="$(jq -r '.throughput.Elements' target/criterion/million_keys/process_3_bars/new/benchmark.json)"
@@ -56,7 +57,7 @@ daemon_ratio="$(field daemon_ceiling ratio)"
 p50="$(field daemon_latency p50_ns)"
 p99="$(field daemon_latency p99_ns)"
 
-awk -v atr="$atr" -v fit="$fit" -v chain="$chain" -v decode="$decode" -v replay="$replay" \
+awk -v atr="$atr" -v fit="$fit" -v chain="$chain" -v decode="$decode" -v replay="$replay" -v replay_one="$replay_one" \
     -v keys="$keys" -v file_rows="$file_rows" -v keys_rows="$keys_rows" -v memory="$memory" \
     -v daemon_rate="$daemon_rate" -v bare_rate="$bare_rate" -v daemon_ratio="$daemon_ratio" \
     -v p50="$p50" -v p99="$p99" -v checkpoint="$checkpoint" -v restore="$restore" \
@@ -72,6 +73,9 @@ BEGIN {
     printf "%-38s %-24s %-24s %-8.2f %-22s %s\n", sprintf("2. replay, %.1f M bars, 4 keys", file_rows / 1e6),
         sprintf("%.2f s (%.2f M rows/s)", replay / 1e9, file_rows / replay * 1e3),
         sprintf("decode %.3f s", decode / 1e9), replay / decode, "<= 1.5x", verdict(replay / decode <= 1.5)
+    printf "%-38s %-24s %-24s %-8.2f %-22s %s\n", "   (both lanes on one thread)",
+        sprintf("%.2f s", replay_one / 1e9), sprintf("decode %.3f s", decode / 1e9),
+        replay_one / decode, "", ""
     printf "%-38s %-24s %-24s %-8.2f %-22s %s\n", "3. daemon drain vs bare consumer",
         sprintf("%.0f k rec/s", daemon_rate / 1e3), sprintf("bare %.0f k rec/s", bare_rate / 1e3),
         daemon_ratio, ">= 0.8x", verdict(daemon_ratio >= 0.8)
