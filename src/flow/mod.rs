@@ -16,18 +16,24 @@
 //!   keys' state and commits the position. The Kafka, Parquet and in-memory implementations
 //!   live in `io` (and in the tests); nothing here knows a format or a broker.
 //! - [`drive`] is the loop: pull, submit, checkpoint on an interval and at the end.
+//! - [`Prefetch`] reads a file source on a helper thread ahead of the stage, in owned
+//!   [`Batch`]es (the same type carries the backtest's records to its baseline's thread).
 //!
 //! Backpressure is a blocking call: a sink whose buffer is full waits inside `event` (Kafka:
 //! for deliveries), which stops the loop, which stops pulling.
 
+mod batch;
 mod checkpoint;
 mod drive;
+mod prefetch;
 mod sink;
 mod source;
 mod stage;
 
+pub use batch::Batch;
 pub use checkpoint::{Checkpoint, NoCheckpoint};
 pub use drive::{drive, DriveOptions};
+pub use prefetch::Prefetch;
 pub use sink::{Discard, Sink};
 pub use source::{Item, Pulled, Raw, Source, Undecodable};
 pub use stage::{Flow, FlowError, Stage, Step, Submitted};

@@ -18,6 +18,9 @@ pub struct KeyFitStats {
     pub dead_zone_ratio: f64,
     /// Share of records that changed the fit.
     pub update_rate: f64,
+    /// Mean zone half-width over the key's fit rows: polars' parallel mean, which can differ in
+    /// the last bit between two runs of the same file (partial sums are combined in thread
+    /// order).
     pub mean_zone: f64,
 }
 

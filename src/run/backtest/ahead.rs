@@ -5,20 +5,17 @@
 //! offsets and portfolio, and takes the same records in the same order. So the baseline can run
 //! anywhere as long as what the replay needs from it per record — its answer and its equity
 //! after the record — comes back in order. A source lends its records only for the length of a
-//! pull, so the replay copies them into a [`Batch`] (keys and raw bytes in one buffer each);
-//! full batches go to the helper thread, which runs the baseline over them and sends each back
-//! with the baseline's [`BaseOut`] per record. The replay meanwhile runs the strategy, the
+//! pull, so the replay copies them into a [`Batch`]; full batches go to the helper thread, which
+//! runs the baseline over them and sends each back with the baseline's [`BaseOut`] per record. The replay meanwhile runs the strategy, the
 //! periods and the charts over the batch before (whose baseline answers are already back), so
 //! the two lanes' chains overlap. The results are those of running both lanes record by record
 //! on one thread — `tests/backtest.rs` compares the two runs' outputs.
 
-use std::ops::Range;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use crate::flow::{Discard, FlowError, Item, Raw, Undecodable};
+use crate::flow::{Batch, Discard, FlowError};
 use crate::pipeline::Accepted;
-use crate::record::{Payload, Record, Ts};
 
 use super::lane::Lane;
 
@@ -34,102 +31,9 @@ pub(super) struct BaseOut {
     pub(super) equity: f64,
 }
 
-/// Owned copies of records lent by a source, each with its key slot (see `Replay::slot`).
-#[derive(Default)]
-pub(super) struct Batch {
-    keys: String,
-    raw: Vec<u8>,
-    rows: Vec<Row>,
-}
-
-struct Row {
-    pos: u64,
-    slot: Option<usize>,
-    record: Result<Owned, Undecodable>,
-    raw_key: Option<Range<usize>>,
-    raw_payload: Option<Range<usize>>,
-}
-
-struct Owned {
-    key: Range<usize>,
-    ts: Ts,
-    payload: Payload,
-}
-
-impl Batch {
-    pub(super) fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    pub(super) fn clear(&mut self) {
-        self.keys.clear();
-        self.raw.clear();
-        self.rows.clear();
-    }
-
-    /// Appends a copy of `item` with its key slot.
-    pub(super) fn push(&mut self, item: &Item<'_>, slot: Option<usize>) {
-        let record = match &item.record {
-            Ok(r) => {
-                let start = self.keys.len();
-                self.keys.push_str(r.key);
-                Ok(Owned {
-                    key: start..self.keys.len(),
-                    ts: r.ts,
-                    payload: r.payload,
-                })
-            }
-            Err(u) => Err(u.clone()),
-        };
-        let mut copy = |bytes: Option<&[u8]>| {
-            bytes.map(|b| {
-                let start = self.raw.len();
-                self.raw.extend_from_slice(b);
-                start..self.raw.len()
-            })
-        };
-        let raw_key = copy(item.raw.key);
-        let raw_payload = copy(item.raw.payload);
-        self.rows.push(Row {
-            pos: item.pos,
-            slot,
-            record,
-            raw_key,
-            raw_payload,
-        });
-    }
-
-    /// The records as items again, in order, each with its key slot.
-    pub(super) fn items(&self) -> impl Iterator<Item = (Item<'_>, Option<usize>)> {
-        self.rows.iter().map(|row| {
-            let record = match &row.record {
-                Ok(o) => Ok(Record {
-                    key: &self.keys[o.key.clone()],
-                    ts: o.ts,
-                    payload: o.payload,
-                }),
-                Err(u) => Err(u.clone()),
-            };
-            let raw = Raw {
-                key: row.raw_key.clone().map(|r| &self.raw[r]),
-                payload: row.raw_payload.clone().map(|r| &self.raw[r]),
-            };
-            let item = Item {
-                pos: row.pos,
-                record,
-                raw,
-            };
-            (item, row.slot)
-        })
-    }
-}
-
-/// A batch and the baseline's answers to its records (empty on the way to the helper).
-pub(super) type Done = (Batch, Vec<BaseOut>);
+/// A batch (each record with its key slot, see `Replay::slot`) and the baseline's answers to
+/// its records (empty on the way to the helper).
+pub(super) type Done = (Batch<Option<usize>>, Vec<BaseOut>);
 
 /// The helper thread that owns the baseline lane while batches are in flight.
 pub(super) struct Ahead {
@@ -212,7 +116,11 @@ impl Ahead {
 }
 
 /// The baseline over one batch: its answer and equity per record, or the first error.
-fn run(lane: &mut Lane<Discard>, batch: Batch, mut outs: Vec<BaseOut>) -> Result<Done, FlowError> {
+fn run(
+    lane: &mut Lane<Discard>,
+    batch: Batch<Option<usize>>,
+    mut outs: Vec<BaseOut>,
+) -> Result<Done, FlowError> {
     outs.clear();
     for (item, slot) in batch.items() {
         let acc = lane.step(&item, slot)?;
@@ -222,93 +130,4 @@ fn run(lane: &mut Lane<Discard>, batch: Batch, mut outs: Vec<BaseOut>) -> Result
         });
     }
     Ok((batch, outs))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::{Bar, Invalid, Measurement};
-
-    fn bar(close: f64) -> Payload {
-        Payload::Bar(Bar {
-            open: close,
-            high: close + 1.0,
-            low: close - 1.0,
-            close,
-            volume: None,
-            true_trend: None,
-        })
-    }
-
-    /// A batch gives back exactly the items it was given — keys, raw bytes, undecodable
-    /// records and slots — across a clear and a refill.
-    #[test]
-    fn a_batch_round_trips_its_items() {
-        let undecodable = Undecodable {
-            reason: Invalid::EmptyKey,
-            detail: "row 3: null key".into(),
-        };
-        let items = [
-            (
-                Item {
-                    pos: 7,
-                    record: Ok(Record {
-                        key: "AAPL",
-                        ts: 1,
-                        payload: bar(10.0),
-                    }),
-                    raw: Raw::default(),
-                },
-                Some(0),
-            ),
-            (
-                Item {
-                    pos: 8,
-                    record: Err(undecodable),
-                    raw: Raw {
-                        key: Some(b"k"),
-                        payload: Some(b"{not json"),
-                    },
-                },
-                None,
-            ),
-            (
-                Item {
-                    pos: 9,
-                    record: Ok(Record {
-                        key: "bore/diameter",
-                        ts: 2,
-                        payload: Payload::Measurement(Measurement {
-                            value: 1.5,
-                            nominal: Some(1.5),
-                            lsl: Some(1.4),
-                            usl: Some(1.6),
-                            tool: Some(2),
-                            true_value: None,
-                        }),
-                    }),
-                    raw: Raw {
-                        key: Some(b"bore/diameter"),
-                        payload: Some(b"{}"),
-                    },
-                },
-                Some(1),
-            ),
-        ];
-        let mut batch = Batch::default();
-        for round in 0..2 {
-            for (item, slot) in &items {
-                batch.push(item, *slot);
-            }
-            assert_eq!(batch.len(), items.len(), "round {round}");
-            let back: Vec<_> = batch.items().collect();
-            for ((got, got_slot), (want, want_slot)) in back.iter().zip(&items) {
-                assert_eq!(got, want, "round {round}");
-                assert_eq!(got_slot, want_slot, "round {round}");
-            }
-            drop(back);
-            batch.clear();
-            assert!(batch.is_empty());
-        }
-    }
 }

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use crate::config::{Config, InputKind};
 use crate::error::Failure;
-use crate::flow::{drive, Discard, DriveOptions, FlowError, Source};
+use crate::flow::{drive, Discard, DriveOptions, FlowError, Prefetch, Source};
 use crate::io::parquet::{SinkError, SourceError, SourceOptions};
 use crate::io::replay::{FileFormat, FileSource, ParquetSink};
 use crate::io::staging::Staging;
@@ -148,7 +148,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     };
     let started = Instant::now();
     let record = cfg.processor.record;
-    let mut source = FileSource::open(
+    let source = FileSource::open(
         file_format(cfg.input.kind, &pattern),
         &pattern,
         record,
@@ -178,7 +178,14 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         opts.shard,
         out,
     )?;
-    drive(&mut source, &mut replay, DriveOptions::default()).map_err(BacktestError::Flow)?;
+    // With two threads the files are also read on a third, ahead of the replay: decoding
+    // overlaps the lanes (the OS shares the two cores between the three).
+    let mut source: Box<dyn Source> = if opts.single_thread {
+        Box::new(source)
+    } else {
+        Box::new(Prefetch::start(source, DriveOptions::default().batch))
+    };
+    drive(&mut *source, &mut replay, DriveOptions::default()).map_err(BacktestError::Flow)?;
     let Replay {
         strategy,
         baseline,

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::flow::{Discard, FlowError, Item, Stage, Step};
+use crate::flow::{Batch, Discard, FlowError, Item, Stage, Step};
 use crate::io::parquet::{PeriodWriter, SinkError};
 use crate::io::replay::ParquetSink;
 use crate::pipeline::Accepted;
@@ -15,7 +15,7 @@ use crate::run::shard::Shard;
 use crate::signal::active::ActiveBook;
 use crate::signal::periods::{ActiveSums, PeriodLog, PeriodSums};
 
-use super::ahead::{Ahead, BaseOut, Batch, Done, BATCH};
+use super::ahead::{Ahead, BaseOut, Done, BATCH};
 use super::lane::Lane;
 
 pub(super) struct Replay {
@@ -27,7 +27,7 @@ pub(super) struct Replay {
     /// Run the baseline on a second thread (else record by record on this one).
     parallel: bool,
     /// Records copied for the helper, not yet sent; and emptied buffers to reuse.
-    pending: Batch,
+    pending: Batch<Option<usize>>,
     spare: Vec<Done>,
     pub(super) charts: Charts,
     pub(super) bar: indicatif::ProgressBar,
