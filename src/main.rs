@@ -53,8 +53,8 @@ enum Command {
         /// folders with `deadband merge`.
         #[arg(long, value_name = "I/N")]
         shard: Option<Shard>,
-        /// Run the baseline on the strategy's thread instead of a second one (same outputs;
-        /// for one-core machines and profiling).
+        /// Run everything on one thread: by default the files are read on one helper thread
+        /// and the baseline runs on another (same outputs; for one-core machines and profiling).
         #[arg(long)]
         single_thread: bool,
     },

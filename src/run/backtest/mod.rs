@@ -112,9 +112,9 @@ pub struct BacktestOptions {
     pub report: bool,
     /// `--shard I/N`: keep only the keys of shard I of N.
     pub shard: Option<Shard>,
-    /// `--single-thread`: run the baseline lane on the strategy's thread instead of a second
-    /// one. The outputs are identical (for one-core machines, profiling, and the test that
-    /// checks that identity).
+    /// `--single-thread`: read the files and run the baseline lane on the strategy's thread
+    /// instead of two helper threads. The outputs are identical (for one-core machines,
+    /// profiling, and the test that checks that identity).
     pub single_thread: bool,
 }
 
