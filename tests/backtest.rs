@@ -30,15 +30,15 @@ fn market_cfg(extra: &str) -> Config {
 }
 
 fn run(cfg: &Config, input: &Path, out: &Path) -> Summary {
-    run_with(cfg, input, out, false)
+    run_with(cfg, input, out, false, true)
 }
 
-fn run_with(cfg: &Config, input: &Path, out: &Path, single_thread: bool) -> Summary {
+fn run_with(cfg: &Config, input: &Path, out: &Path, single_thread: bool, report: bool) -> Summary {
     let opts = BacktestOptions {
         input: Some(input.to_string_lossy().into_owned()),
         out: out.to_path_buf(),
         progress: false,
-        report: true,
+        report,
         shard: None,
         single_thread,
     };
@@ -190,10 +190,12 @@ fn two_runs_give_identical_events() {
 }
 
 /// The baseline lane on its own thread (the default) and on the strategy's thread give the same
-/// files byte for byte, the same report and summary but for the timings: bars and measurements (the
-/// closed loop of tool offsets), over several of the helper's batches and a partial last one.
+/// files byte for byte, the same report and summary but for the timings: bars and measurements
+/// (the closed loop of tool offsets), over several of the helper's batches and a partial last
+/// one. A run without the report (which then collects nothing for it) gives the same files and
+/// summary too.
 #[test]
-fn the_baseline_thread_changes_no_output() {
+fn the_baseline_thread_and_the_report_change_no_output() {
     let dir = tmp("threads");
     let sensor = deadband::config::load(Path::new("config/sensor-grr.toml")).unwrap();
     for (name, kind, cfg) in [
@@ -204,17 +206,14 @@ fn the_baseline_thread_changes_no_output() {
         gen::write(kind, &GenOptions::new(3, 3001, 8), &input).unwrap();
         let two = dir.join(format!("{name}-two"));
         let one = dir.join(format!("{name}-one"));
-        let a = run_with(&cfg, &input, &two, false);
-        let b = run_with(&cfg, &input, &one, true);
+        let bare = dir.join(format!("{name}-no-report"));
+        let a = run_with(&cfg, &input, &two, false, true);
+        let b = run_with(&cfg, &input, &one, true, true);
+        let c = run_with(&cfg, &input, &bare, false, false);
         assert_eq!(a.rows, 9003);
-        for file in ["events.parquet", "fit.parquet", "periods.parquet"] {
-            let (x, y) = (two.join(file), one.join(file));
-            assert!(x.exists(), "{name}: no {file}");
-            assert!(
-                std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap(),
-                "{name}: {file} differs between the two runs"
-            );
-        }
+        assert_same_outputs(&format!("{name}, one thread"), (&two, &a), (&one, &b));
+        assert_same_outputs(&format!("{name}, no report"), (&two, &a), (&bare, &c));
+        assert!(!bare.join("report.html").exists());
         // The report's equity curves take the baseline's equity record by record; only its
         // subtitle's rate differs.
         let report = |d: &Path| {
@@ -223,28 +222,36 @@ fn the_baseline_thread_changes_no_output() {
             kept.join("\n")
         };
         assert!(report(&two) == report(&one), "{name}: reports differ");
-        // polars' parallel mean of the fit rows' zone (`per_key.mean_zone`) may differ in the
-        // last bit between any two runs of one file (its partial sums are combined in thread
-        // order): compared to 1e-12, everything else exactly.
-        for (x, y) in a.per_key.iter().zip(&b.per_key) {
-            let rel = (x.mean_zone - y.mean_zone).abs() / x.mean_zone.abs().max(1e-300);
-            assert!(
-                rel <= 1e-12,
-                "{name}: mean zone of {} {x:?} vs {y:?}",
-                x.key
-            );
-        }
-        let untimed = |s: &Summary| {
-            let mut v = serde_json::to_value(s).unwrap();
-            let o = v.as_object_mut().unwrap();
-            assert!(o.remove("elapsed_s").is_some() && o.remove("rows_per_s").is_some());
-            for k in o["per_key"].as_array_mut().unwrap() {
-                assert!(k.as_object_mut().unwrap().remove("mean_zone").is_some());
-            }
-            v
-        };
-        assert_eq!(untimed(&a), untimed(&b), "{name}: summaries differ");
     }
+}
+
+/// Two runs' events, fit rows and periods are the same bytes, and their summaries the same but
+/// for the timings.
+fn assert_same_outputs(what: &str, (x, xs): (&Path, &Summary), (y, ys): (&Path, &Summary)) {
+    for file in ["events.parquet", "fit.parquet", "periods.parquet"] {
+        assert!(x.join(file).exists(), "{what}: no {file}");
+        assert!(
+            std::fs::read(x.join(file)).unwrap() == std::fs::read(y.join(file)).unwrap(),
+            "{what}: {file} differs"
+        );
+    }
+    // polars' parallel mean of the fit rows' zone (`per_key.mean_zone`) may differ in the last
+    // bit between any two runs of one file (its partial sums are combined in thread order):
+    // compared to 1e-12, everything else exactly.
+    for (a, b) in xs.per_key.iter().zip(&ys.per_key) {
+        let rel = (a.mean_zone - b.mean_zone).abs() / a.mean_zone.abs().max(1e-300);
+        assert!(rel <= 1e-12, "{what}: mean zone of {a:?} vs {b:?}");
+    }
+    let untimed = |s: &Summary| {
+        let mut v = serde_json::to_value(s).unwrap();
+        let o = v.as_object_mut().unwrap();
+        assert!(o.remove("elapsed_s").is_some() && o.remove("rows_per_s").is_some());
+        for k in o["per_key"].as_array_mut().unwrap() {
+            assert!(k.as_object_mut().unwrap().remove("mean_zone").is_some());
+        }
+        v
+    };
+    assert_eq!(untimed(xs), untimed(ys), "{what}: summaries differ");
 }
 
 /// Generation is a per-key stream, so a shorter file is a prefix of a longer one (checked here);

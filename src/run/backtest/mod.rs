@@ -173,7 +173,9 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         Lane::new(cfg.processor.clone(), &cfg.file, sink)?,
         Lane::new(cfg.baseline(), &cfg.file, Discard)?,
         !opts.single_thread,
-        crate::run::collect::Charts::new(cfg.output.report_keys),
+        // Only the report reads what the collector keeps: without one, nothing is collected.
+        opts.report
+            .then(|| crate::run::collect::Charts::new(cfg.output.report_keys)),
         progress_bar(opts.progress, source.total_hint()),
         opts.shard,
         out,
@@ -219,7 +221,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     sink.finish()?;
 
     let counters = *processor.counters();
-    let key_stats = charts.key_stats(&processor);
+    let key_stats = charts.as_ref().map(|c| c.key_stats(&processor));
     let elapsed = started.elapsed().as_secs_f64();
     let mut rejected = Rejected {
         out_of_order: counters.out_of_order,
@@ -275,7 +277,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
         "summary.json",
         write_json(&out.join("summary.json"), &summary),
     )?;
-    if opts.report {
+    if let (Some(charts), Some(key_stats)) = (charts, key_stats) {
         let data = charts.into_report(cfg, &summary, key_stats);
         crate::run::report::write(&out.join("report.html"), &data)?;
     }

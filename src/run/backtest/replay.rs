@@ -29,7 +29,8 @@ pub(super) struct Replay {
     /// Records copied for the helper, not yet sent; and emptied buffers to reuse.
     pending: Batch<Option<usize>>,
     spare: Vec<Done>,
-    pub(super) charts: Charts,
+    /// What the report draws (`None`: no report, nothing collected).
+    pub(super) charts: Option<Charts>,
     pub(super) bar: indicatif::ProgressBar,
     /// Records read from the input, and those of this shard given to the lanes.
     seen: u64,
@@ -55,7 +56,7 @@ impl Replay {
         strategy: Lane<ParquetSink>,
         baseline: Lane<Discard>,
         parallel: bool,
-        charts: Charts,
+        charts: Option<Charts>,
         bar: indicatif::ProgressBar,
         shard: Option<Shard>,
         out: &Path,
@@ -153,16 +154,18 @@ impl Replay {
             self.period(rec, slot, acc.as_ref(), base_acc.as_ref())
                 .map_err(|e| FlowError::new(Step::Emit, e))?;
         }
-        self.charts.record(
-            rec,
-            slot,
-            acc.as_ref(),
-            base_acc.as_ref(),
-            self.strategy.flow.last_events(),
-            self.strategy.portfolio.perf.equity(),
-            base.equity,
-            self.strategy.flow.processor(),
-        );
+        if let Some(charts) = &mut self.charts {
+            charts.record(
+                rec,
+                slot,
+                acc.as_ref(),
+                base_acc.as_ref(),
+                self.strategy.flow.last_events(),
+                self.strategy.portfolio.perf.equity(),
+                base.equity,
+                self.strategy.flow.processor(),
+            );
+        }
         Ok(())
     }
 
