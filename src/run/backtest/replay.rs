@@ -182,8 +182,7 @@ impl Replay {
     /// Sends the pending records to the helper (starting it with the baseline lane on first
     /// use); once two batches are out, takes the older one back and runs the rest on it.
     fn send_pending(&mut self) -> Result<(), FlowError> {
-        let fresh = self.spare.pop().unwrap_or_default();
-        let (batch, outs) = fresh;
+        let (batch, outs) = self.spare.pop().unwrap_or_default();
         let full = std::mem::replace(&mut self.pending, batch);
         let baseline = &mut self.baseline;
         let ahead = self.ahead.get_or_insert_with(|| {
@@ -206,15 +205,16 @@ impl Replay {
         if !self.pending.is_empty() {
             self.send_pending()?;
         }
-        while let Some(ahead) = &mut self.ahead {
-            if ahead.in_flight() == 0 {
-                let ahead = self.ahead.take().expect("matched above");
-                self.baseline = Some(ahead.finish());
-                break;
-            }
+        // On an error the helper is dropped with it (it stops when its channel closes): the
+        // run is failing anyway.
+        let Some(mut ahead) = self.ahead.take() else {
+            return Ok(());
+        };
+        while ahead.in_flight() > 0 {
             let done = ahead.recv()?;
             self.take_batch(done)?;
         }
+        self.baseline = Some(ahead.finish());
         Ok(())
     }
 }
