@@ -1,7 +1,7 @@
 //! Owned copies of the records a source lends: what crosses a thread (a source read ahead of
-//! the stage, the backtest's baseline lane on its own thread). Keys and raw bytes are packed in
-//! one buffer each, so a batch costs a few allocations however many records it holds, and a
-//! cleared batch is reused without any.
+//! the stage, then the backtest's baseline lane on its own thread). Keys and raw bytes are
+//! packed in one buffer each, so a batch costs a few allocations however many records it holds,
+//! and a cleared batch is reused without any.
 
 use std::ops::Range;
 
@@ -9,26 +9,16 @@ use crate::record::{Payload, Record, Ts};
 
 use super::source::{Item, Raw, Undecodable};
 
-/// Owned copies of records lent by a source, each with a tag of the caller's (`()` for none).
-pub struct Batch<T = ()> {
+/// Owned copies of records lent by a source, in order.
+#[derive(Default)]
+pub struct Batch {
     keys: String,
     raw: Vec<u8>,
-    rows: Vec<Row<T>>,
+    rows: Vec<Row>,
 }
 
-impl<T> Default for Batch<T> {
-    fn default() -> Self {
-        Self {
-            keys: String::new(),
-            raw: Vec::new(),
-            rows: Vec::new(),
-        }
-    }
-}
-
-struct Row<T> {
+struct Row {
     pos: u64,
-    tag: T,
     record: Result<Owned, Undecodable>,
     raw_key: Option<Range<usize>>,
     raw_payload: Option<Range<usize>>,
@@ -40,7 +30,7 @@ struct Owned {
     payload: Payload,
 }
 
-impl<T: Copy> Batch<T> {
+impl Batch {
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -49,14 +39,24 @@ impl<T: Copy> Batch<T> {
         self.rows.is_empty()
     }
 
+    /// An empty batch with room for as many records, key bytes and raw bytes as this one holds:
+    /// a new batch of similar records then fills without growing.
+    pub fn sized_like(&self) -> Batch {
+        Batch {
+            keys: String::with_capacity(self.keys.len()),
+            raw: Vec::with_capacity(self.raw.len()),
+            rows: Vec::with_capacity(self.rows.len()),
+        }
+    }
+
     pub fn clear(&mut self) {
         self.keys.clear();
         self.raw.clear();
         self.rows.clear();
     }
 
-    /// Appends a copy of `item` with its tag.
-    pub fn push(&mut self, item: &Item<'_>, tag: T) {
+    /// Appends a copy of `item`.
+    pub fn push(&mut self, item: &Item<'_>) {
         let record = match &item.record {
             Ok(r) => {
                 let start = self.keys.len();
@@ -80,41 +80,52 @@ impl<T: Copy> Batch<T> {
         let raw_payload = copy(item.raw.payload);
         self.rows.push(Row {
             pos: item.pos,
-            tag,
             record,
             raw_key,
             raw_payload,
         });
     }
 
-    /// The records as items again, in order, each with its tag.
-    pub fn items(&self) -> impl Iterator<Item = (Item<'_>, T)> {
+    /// The records as items again, in order.
+    pub fn items(&self) -> impl Iterator<Item = Item<'_>> {
         self.items_from(0)
     }
 
     /// [`Batch::items`] from the `start`-th record on (none when `start >= len`).
-    pub fn items_from(&self, start: usize) -> impl Iterator<Item = (Item<'_>, T)> {
-        let rows = self.rows.get(start..).unwrap_or_default();
-        rows.iter().map(|row| {
-            let record = match &row.record {
-                Ok(o) => Ok(Record {
-                    key: &self.keys[o.key.clone()],
-                    ts: o.ts,
-                    payload: o.payload,
-                }),
-                Err(u) => Err(u.clone()),
-            };
-            let raw = Raw {
-                key: row.raw_key.clone().map(|r| &self.raw[r]),
-                payload: row.raw_payload.clone().map(|r| &self.raw[r]),
-            };
-            let item = Item {
-                pos: row.pos,
-                record,
-                raw,
-            };
-            (item, row.tag)
-        })
+    pub fn items_from(&self, start: usize) -> impl Iterator<Item = Item<'_>> {
+        (start..self.len()).map(|i| self.item(i))
+    }
+
+    /// The key of the `i`-th record (`None`: it could not be decoded); panics if `i >= len`.
+    #[inline]
+    pub fn key(&self, i: usize) -> Option<&str> {
+        match &self.rows[i].record {
+            Ok(o) => Some(&self.keys[o.key.clone()]),
+            Err(_) => None,
+        }
+    }
+
+    /// The `i`-th record as an item; panics if `i >= len`.
+    #[inline]
+    pub fn item(&self, i: usize) -> Item<'_> {
+        let row = &self.rows[i];
+        let record = match &row.record {
+            Ok(o) => Ok(Record {
+                key: &self.keys[o.key.clone()],
+                ts: o.ts,
+                payload: o.payload,
+            }),
+            Err(u) => Err(u.clone()),
+        };
+        let raw = Raw {
+            key: row.raw_key.clone().map(|r| &self.raw[r]),
+            payload: row.raw_payload.clone().map(|r| &self.raw[r]),
+        };
+        Item {
+            pos: row.pos,
+            record,
+            raw,
+        }
     }
 }
 
@@ -135,7 +146,7 @@ mod tests {
     }
 
     /// A batch gives back exactly the items it was given — keys, raw bytes, undecodable
-    /// records and slots — across a clear and a refill.
+    /// records — across a clear and a refill, also from a record on.
     #[test]
     fn a_batch_round_trips_its_items() {
         let undecodable = Undecodable {
@@ -143,64 +154,57 @@ mod tests {
             detail: "row 3: null key".into(),
         };
         let items = [
-            (
-                Item {
-                    pos: 7,
-                    record: Ok(Record {
-                        key: "AAPL",
-                        ts: 1,
-                        payload: bar(10.0),
+            Item {
+                pos: 7,
+                record: Ok(Record {
+                    key: "AAPL",
+                    ts: 1,
+                    payload: bar(10.0),
+                }),
+                raw: Raw::default(),
+            },
+            Item {
+                pos: 8,
+                record: Err(undecodable),
+                raw: Raw {
+                    key: Some(b"k"),
+                    payload: Some(b"{not json"),
+                },
+            },
+            Item {
+                pos: 9,
+                record: Ok(Record {
+                    key: "bore/diameter",
+                    ts: 2,
+                    payload: Payload::Measurement(Measurement {
+                        value: 1.5,
+                        nominal: Some(1.5),
+                        lsl: Some(1.4),
+                        usl: Some(1.6),
+                        tool: Some(2),
+                        true_value: None,
                     }),
-                    raw: Raw::default(),
+                }),
+                raw: Raw {
+                    key: Some(b"bore/diameter"),
+                    payload: Some(b"{}"),
                 },
-                Some(0),
-            ),
-            (
-                Item {
-                    pos: 8,
-                    record: Err(undecodable),
-                    raw: Raw {
-                        key: Some(b"k"),
-                        payload: Some(b"{not json"),
-                    },
-                },
-                None,
-            ),
-            (
-                Item {
-                    pos: 9,
-                    record: Ok(Record {
-                        key: "bore/diameter",
-                        ts: 2,
-                        payload: Payload::Measurement(Measurement {
-                            value: 1.5,
-                            nominal: Some(1.5),
-                            lsl: Some(1.4),
-                            usl: Some(1.6),
-                            tool: Some(2),
-                            true_value: None,
-                        }),
-                    }),
-                    raw: Raw {
-                        key: Some(b"bore/diameter"),
-                        payload: Some(b"{}"),
-                    },
-                },
-                Some(1),
-            ),
+            },
         ];
         let mut batch = Batch::default();
         for round in 0..2 {
-            for (item, slot) in &items {
-                batch.push(item, *slot);
+            for item in &items {
+                batch.push(item);
             }
             assert_eq!(batch.len(), items.len(), "round {round}");
             let back: Vec<_> = batch.items().collect();
-            for ((got, got_slot), (want, want_slot)) in back.iter().zip(&items) {
-                assert_eq!(got, want, "round {round}");
-                assert_eq!(got_slot, want_slot, "round {round}");
-            }
-            drop(back);
+            assert_eq!(back, items, "round {round}");
+            let keys: Vec<_> = (0..batch.len()).map(|i| batch.key(i)).collect();
+            assert_eq!(keys, [Some("AAPL"), None, Some("bore/diameter")]);
+            let tail: Vec<_> = batch.items_from(1).collect();
+            assert_eq!(tail, items[1..], "round {round}");
+            assert_eq!(batch.items_from(3).count(), 0);
+            drop((back, tail));
             batch.clear();
             assert!(batch.is_empty());
         }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::source::{Pulled, Source};
+use super::source::{Pulled, PulledBatch, Source};
 use super::stage::{FlowError, Stage};
 
 /// How [`drive`] runs.
@@ -27,7 +27,9 @@ impl Default for DriveOptions {
 
 /// Runs `source` into `stage` until the source ends, then checkpoints once more. Returns the
 /// number of records submitted. On an error the stage is left as it was at the failure (no
-/// final checkpoint): what was not committed is read again on the next run.
+/// final checkpoint): what was not committed is read again on the next run. A stage that
+/// [takes batches](Stage::takes_batches) gets them whole from a source that can hand them over
+/// (then a batch is the source's, not `opts.batch`), else records one by one.
 pub fn drive<S: Source + ?Sized, T: Stage + ?Sized>(
     source: &mut S,
     stage: &mut T,
@@ -35,12 +37,29 @@ pub fn drive<S: Source + ?Sized, T: Stage + ?Sized>(
 ) -> Result<u64, FlowError> {
     let mut records = 0u64;
     let mut last = Instant::now();
+    let mut whole = stage.takes_batches();
     loop {
-        let pulled = source.pull(opts.batch.max(1), &mut |item| {
-            records += 1;
-            stage.submit(item)
-        })?;
-        if pulled == Pulled::End {
+        let ended = if whole {
+            match source.pull_batch()? {
+                PulledBatch::Batch(b) => {
+                    records += b.len() as u64;
+                    stage.submit_batch(b)?;
+                    false
+                }
+                PulledBatch::End => true,
+                PulledBatch::Lends => {
+                    whole = false;
+                    continue;
+                }
+            }
+        } else {
+            let pulled = source.pull(opts.batch.max(1), &mut |item| {
+                records += 1;
+                stage.submit(item)
+            })?;
+            pulled == Pulled::End
+        };
+        if ended {
             stage.checkpoint()?;
             return Ok(records);
         }

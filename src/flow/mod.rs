@@ -17,7 +17,9 @@
 //!   live in `io` (and in the tests); nothing here knows a format or a broker.
 //! - [`drive`] is the loop: pull, submit, checkpoint on an interval and at the end.
 //! - [`Prefetch`] reads a file source on a helper thread ahead of the stage, in owned
-//!   [`Batch`]es (the same type carries the backtest's records to its baseline's thread).
+//!   [`Batch`]es; a stage that moves records to another thread (the backtest's baseline lane)
+//!   takes those batches whole ([`Source::pull_batch`], [`Stage::submit_batch`]) instead of
+//!   copying what is lent again.
 //!
 //! Backpressure is a blocking call: a sink whose buffer is full waits inside `event` (Kafka:
 //! for deliveries), which stops the loop, which stops pulling.
@@ -35,5 +37,5 @@ pub use checkpoint::{Checkpoint, NoCheckpoint};
 pub use drive::{drive, DriveOptions};
 pub use prefetch::Prefetch;
 pub use sink::{Discard, Sink};
-pub use source::{Item, Pulled, Raw, Source, Undecodable};
+pub use source::{Item, Pulled, PulledBatch, Raw, Source, Undecodable};
 pub use stage::{Flow, FlowError, Stage, Step, Submitted};

@@ -2,6 +2,7 @@
 
 use crate::record::{Invalid, Record};
 
+use super::batch::Batch;
 use super::stage::FlowError;
 
 /// A record that could not be read from its source: the reason and a detail for people.
@@ -40,6 +41,16 @@ pub enum Pulled {
     End,
 }
 
+/// What one [`Source::pull_batch`] did.
+pub enum PulledBatch {
+    /// The next records, owned (at least one).
+    Batch(Batch),
+    /// The source is exhausted; nothing more will come.
+    End,
+    /// This source only lends its records: use [`Source::pull`].
+    Lends,
+}
+
 /// A source of records. Records borrow from the source's buffers, so they are handed to a
 /// callback rather than returned: the source decides how long a batch lives.
 pub trait Source {
@@ -49,6 +60,13 @@ pub trait Source {
         max: usize,
         f: &mut dyn FnMut(Item<'_>) -> Result<(), FlowError>,
     ) -> Result<Pulled, FlowError>;
+
+    /// Hands over the next records whole, for a source that already holds owned copies (a
+    /// [`Prefetch`](super::Prefetch)): a stage that moves records to another thread then takes
+    /// them without copying them again. The default says the source only lends.
+    fn pull_batch(&mut self) -> Result<PulledBatch, FlowError> {
+        Ok(PulledBatch::Lends)
+    }
 
     /// Records in the whole input when known up front (a progress bar's length), else 0.
     fn total_hint(&self) -> u64 {

@@ -23,6 +23,7 @@ use crate::error::Failure;
 use crate::pipeline::{Accepted, KeyHint, Processor};
 use crate::record::{Event, Reject};
 
+use super::batch::Batch;
 use super::checkpoint::Checkpoint;
 use super::sink::Sink;
 use super::source::Item;
@@ -82,6 +83,17 @@ impl Failure for FlowError {
 pub trait Stage {
     fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError>;
     fn checkpoint(&mut self) -> Result<(), FlowError>;
+
+    /// Whether the stage would rather own its records ([`Stage::submit_batch`]) when the source
+    /// can hand them over whole ([`Source::pull_batch`](super::Source::pull_batch)).
+    fn takes_batches(&self) -> bool {
+        false
+    }
+
+    /// The records of `batch`, in order, as if each were submitted; the default does just that.
+    fn submit_batch(&mut self, batch: Batch) -> Result<(), FlowError> {
+        batch.items().try_for_each(|item| self.submit(item))
+    }
 }
 
 /// What one submitted record did: the processor's answer and the events it emitted.

@@ -14,13 +14,14 @@
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use crate::flow::{Batch, Discard, FlowError};
+use crate::flow::{Batch, Discard, FlowError, Item};
 use crate::pipeline::Accepted;
 
 use super::lane::Lane;
 
-/// Records per batch handed between the threads: large enough that the hand-off (two channel
-/// messages) is noise per record, small enough that what is in flight stays a few hundred kB.
+/// Records per batch handed between the threads (and read ahead): large enough that the
+/// hand-off (two channel messages) is noise per record, small enough that what is in flight
+/// stays a few hundred kB.
 pub(super) const BATCH: usize = 4096;
 
 /// What the baseline did with one record.
@@ -31,14 +32,47 @@ pub(super) struct BaseOut {
     pub(super) equity: f64,
 }
 
-/// A batch (each record with its key slot, see `Replay::slot`) and the baseline's answers to
-/// its records (empty on the way to the helper).
-pub(super) type Done = (Batch<Option<usize>>, Vec<BaseOut>);
+/// Where one record of a batch goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Route {
+    /// To both lanes, with its key's slot (see `Replay::slot`; `None`: undecodable, no key).
+    Keep(Option<usize>),
+    /// Nowhere: its key belongs to another shard.
+    Skip,
+}
+
+/// A batch of the input on its way to the helper and back.
+#[derive(Default)]
+pub(super) struct Load {
+    pub(super) batch: Batch,
+    /// One per record of `batch`.
+    pub(super) routes: Vec<Route>,
+    /// The baseline's answers, one per record kept (empty on the way to the helper).
+    pub(super) outs: Vec<BaseOut>,
+}
+
+impl Load {
+    /// Calls `f` with every record kept, in order: the record, its key slot and its index
+    /// among the kept ones. Stops at the first error.
+    pub(super) fn each_kept<E>(
+        &self,
+        mut f: impl FnMut(&Item<'_>, Option<usize>, usize) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut kept = 0;
+        for (i, route) in self.routes.iter().enumerate() {
+            if let Route::Keep(slot) = *route {
+                f(&self.batch.item(i), slot, kept)?;
+                kept += 1;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The helper thread that owns the baseline lane while batches are in flight.
 pub(super) struct Ahead {
-    to: SyncSender<Done>,
-    from: Receiver<Result<Done, FlowError>>,
+    to: SyncSender<Load>,
+    from: Receiver<Result<Load, FlowError>>,
     /// `None` only after [`Ahead::died`] joined it.
     thread: Option<JoinHandle<Lane<Discard>>>,
     /// Batches sent and not yet received back.
@@ -50,13 +84,13 @@ impl Ahead {
     pub(super) fn start(mut lane: Lane<Discard>) -> Self {
         // Two batches may wait: the one being run and the next, so the replay never blocks on
         // a send while the helper is busy.
-        let (to, inbox) = mpsc::sync_channel::<Done>(2);
+        let (to, inbox) = mpsc::sync_channel::<Load>(2);
         let (outbox, from) = mpsc::sync_channel(2);
         let thread = std::thread::Builder::new()
             .name("baseline".into())
             .spawn(move || {
-                for (batch, outs) in inbox {
-                    let reply = run(&mut lane, batch, outs);
+                for load in inbox {
+                    let reply = run(&mut lane, load);
                     let failed = reply.is_err();
                     // A closed channel means the replay is gone (it failed): stop quietly.
                     if outbox.send(reply).is_err() || failed {
@@ -79,14 +113,14 @@ impl Ahead {
     }
 
     /// Hands a batch (and a buffer for its answers) to the helper.
-    pub(super) fn send(&mut self, done: Done) {
+    pub(super) fn send(&mut self, done: Load) {
         self.in_flight += 1;
         // A failed send means the helper is gone: the next `recv` says why.
         let _ = self.to.send(done);
     }
 
     /// The oldest batch sent, with the baseline's answers; waits for it.
-    pub(super) fn recv(&mut self) -> Result<Done, FlowError> {
+    pub(super) fn recv(&mut self) -> Result<Load, FlowError> {
         match self.from.recv() {
             Ok(reply) => {
                 self.in_flight -= 1;
@@ -115,19 +149,18 @@ impl Ahead {
     }
 }
 
-/// The baseline over one batch: its answer and equity per record, or the first error.
-fn run(
-    lane: &mut Lane<Discard>,
-    batch: Batch<Option<usize>>,
-    mut outs: Vec<BaseOut>,
-) -> Result<Done, FlowError> {
+/// The baseline over one batch: its answer and equity per record kept, or the first error.
+fn run(lane: &mut Lane<Discard>, mut load: Load) -> Result<Load, FlowError> {
+    let mut outs = std::mem::take(&mut load.outs);
     outs.clear();
-    for (item, slot) in batch.items() {
-        let acc = lane.step(&item, slot)?;
+    load.each_kept(|item, slot, _| {
+        let acc = lane.step(item, slot)?;
         outs.push(BaseOut {
             acc,
             equity: lane.portfolio.perf.equity(),
         });
-    }
-    Ok((batch, outs))
+        Ok(())
+    })?;
+    load.outs = outs;
+    Ok(load)
 }

@@ -185,7 +185,7 @@ pub fn run(cfg: &Config, opts: &BacktestOptions) -> Result<Summary, BacktestErro
     let mut source: Box<dyn Source> = if opts.single_thread {
         Box::new(source)
     } else {
-        Box::new(Prefetch::start(source, DriveOptions::default().batch))
+        Box::new(Prefetch::start(source, ahead::BATCH))
     };
     drive(&mut *source, &mut replay, DriveOptions::default()).map_err(BacktestError::Flow)?;
     let Replay {

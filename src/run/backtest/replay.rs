@@ -15,7 +15,7 @@ use crate::run::shard::Shard;
 use crate::signal::active::ActiveBook;
 use crate::signal::periods::{ActiveSums, PeriodLog, PeriodSums};
 
-use super::ahead::{Ahead, BaseOut, Done, BATCH};
+use super::ahead::{Ahead, BaseOut, Load, Route, BATCH};
 use super::lane::Lane;
 
 pub(super) struct Replay {
@@ -26,9 +26,10 @@ pub(super) struct Replay {
     ahead: Option<Ahead>,
     /// Run the baseline on a second thread (else record by record on this one).
     parallel: bool,
-    /// Records copied for the helper, not yet sent; and emptied buffers to reuse.
-    pending: Batch<Option<usize>>,
-    spare: Vec<Done>,
+    /// Records lent by the source and copied for the helper, not yet sent (a source that hands
+    /// over whole batches skips this); and emptied buffers to reuse.
+    pending: Load,
+    spare: Vec<Load>,
     /// What the report draws (`None`: no report, nothing collected).
     pub(super) charts: Option<Charts>,
     pub(super) bar: indicatif::ProgressBar,
@@ -66,7 +67,7 @@ impl Replay {
             baseline: Some(baseline),
             ahead: None,
             parallel,
-            pending: Batch::default(),
+            pending: Load::default(),
             spare: Vec::new(),
             charts,
             bar,
@@ -169,21 +170,22 @@ impl Replay {
         Ok(())
     }
 
-    /// Every record of a batch the helper answered, then the batch's buffers kept for reuse.
-    fn take_batch(&mut self, (mut batch, outs): Done) -> Result<(), FlowError> {
-        for ((item, slot), base) in batch.items().zip(&outs) {
-            self.take(&item, slot, *base)?;
+    /// Every record kept of a batch the helper answered, then the buffers kept for reuse.
+    fn take_load(&mut self, mut load: Load) -> Result<(), FlowError> {
+        load.each_kept(|item, slot, k| self.take(item, slot, load.outs[k]))?;
+        load.batch.clear();
+        load.routes.clear();
+        load.outs.clear();
+        // Batches handed over by the source arrive with their own buffers: keep a few.
+        if self.spare.len() < 2 {
+            self.spare.push(load);
         }
-        batch.clear();
-        self.spare.push((batch, outs));
         Ok(())
     }
 
-    /// Sends the pending records to the helper (starting it with the baseline lane on first
-    /// use); once two batches are out, takes the older one back and runs the rest on it.
-    fn send_pending(&mut self) -> Result<(), FlowError> {
-        let (batch, outs) = self.spare.pop().unwrap_or_default();
-        let full = std::mem::replace(&mut self.pending, batch);
+    /// Sends a batch to the helper (starting it with the baseline lane on first use); once two
+    /// batches are out, takes the older one back and runs the rest on it.
+    fn send(&mut self, load: Load) -> Result<(), FlowError> {
         let baseline = &mut self.baseline;
         let ahead = self.ahead.get_or_insert_with(|| {
             Ahead::start(
@@ -192,17 +194,44 @@ impl Replay {
                     .expect("the baseline is here when no helper runs"),
             )
         });
-        ahead.send((full, outs));
+        ahead.send(load);
         if ahead.in_flight() >= 2 {
             let done = ahead.recv()?;
-            self.take_batch(done)?;
+            self.take_load(done)?;
         }
         Ok(())
     }
 
+    /// Sends the records copied so far.
+    fn send_pending(&mut self) -> Result<(), FlowError> {
+        let fresh = self.spare.pop().unwrap_or_default();
+        let full = std::mem::replace(&mut self.pending, fresh);
+        self.send(full)
+    }
+
+    /// Where a record with this key goes (`None`: undecodable), counting it: to both lanes with
+    /// its key's slot, or nowhere.
+    fn route(&mut self, key: Option<&str>) -> Route {
+        self.seen += 1;
+        if self.seen.is_multiple_of(65_536) {
+            self.bar.set_position(self.seen);
+        }
+        let slot = match key {
+            Some(key) => match self.slot(key) {
+                OTHER_SHARD => return Route::Skip,
+                s => Some(s),
+            },
+            // An undecodable record has no key: shard 0 counts it.
+            None if self.shard.is_some_and(|s| !s.keeps(None)) => return Route::Skip,
+            None => None,
+        };
+        self.rows += 1;
+        Route::Keep(slot)
+    }
+
     /// Sends what is pending, takes every batch back and brings the baseline lane home.
     fn drain(&mut self) -> Result<(), FlowError> {
-        if !self.pending.is_empty() {
+        if !self.pending.batch.is_empty() {
             self.send_pending()?;
         }
         // On an error the helper is dropped with it (it stops when its channel closes): the
@@ -212,7 +241,7 @@ impl Replay {
         };
         while ahead.in_flight() > 0 {
             let done = ahead.recv()?;
-            self.take_batch(done)?;
+            self.take_load(done)?;
         }
         self.baseline = Some(ahead.finish());
         Ok(())
@@ -221,23 +250,14 @@ impl Replay {
 
 impl Stage for Replay {
     fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
-        self.seen += 1;
-        if self.seen.is_multiple_of(65_536) {
-            self.bar.set_position(self.seen);
-        }
-        let slot = match &item.record {
-            Ok(rec) => match self.slot(rec.key) {
-                OTHER_SHARD => return Ok(()),
-                s => Some(s),
-            },
-            // An undecodable record has no key: shard 0 counts it.
-            Err(_) if self.shard.is_some_and(|s| !s.keeps(None)) => return Ok(()),
-            Err(_) => None,
+        let key = item.record.as_ref().ok().map(|r| r.key);
+        let Route::Keep(slot) = self.route(key) else {
+            return Ok(());
         };
-        self.rows += 1;
         if self.parallel {
-            self.pending.push(&item, slot);
-            if self.pending.len() >= BATCH {
+            self.pending.batch.push(&item);
+            self.pending.routes.push(Route::Keep(slot));
+            if self.pending.batch.len() >= BATCH {
                 self.send_pending()?;
             }
             return Ok(());
@@ -251,6 +271,29 @@ impl Stage for Replay {
             equity: baseline.portfolio.perf.equity(),
         };
         self.take(&item, slot, base)
+    }
+
+    /// With the baseline on its own thread the replay owns its records anyway: a source's own
+    /// batches save copying each record again.
+    fn takes_batches(&self) -> bool {
+        self.parallel
+    }
+
+    fn submit_batch(&mut self, batch: Batch) -> Result<(), FlowError> {
+        if !self.parallel {
+            return batch.items().try_for_each(|item| self.submit(item));
+        }
+        // Records lent before go first.
+        if !self.pending.batch.is_empty() {
+            self.send_pending()?;
+        }
+        let mut load = self.spare.pop().unwrap_or_default();
+        for i in 0..batch.len() {
+            let route = self.route(batch.key(i));
+            load.routes.push(route);
+        }
+        load.batch = batch;
+        self.send(load)
     }
 
     fn checkpoint(&mut self) -> Result<(), FlowError> {
