@@ -5,6 +5,9 @@
 //! - `chain/sm_rls_fit_only`: one `sm_rls` order-1 update with the ATR's zone (the fit alone);
 //! - `chain/sm_rls_atr`: one bar of an existing key through `Processor::process` with
 //!   `benches/sm-rls-atr.toml` — validate, key lookup, ATR, fit, trend, book, events.
+//! - `chain/sm_rls_atr_hinted`: the same through `Processor::process_hinted`, the key's slot
+//!   remembered in a `KeyHint` — what the backtest's lanes do (their source numbers the keys),
+//!   so the chain without the key lookup.
 //!
 //! Every iteration takes the next bar of the same generated series (8 keys interleaved, as a
 //! replay sees them), so data-dependent branches come in realistic proportions. The bars' times
@@ -17,7 +20,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use deadband::config::parse;
-use deadband::pipeline::Processor;
+use deadband::pipeline::{KeyHint, Processor};
 use deadband::record::{Bar, Payload, Record};
 use deadband::run::gen::{GenOptions, MarketGen};
 use deadband::zone::fit::{Fitter, Method};
@@ -66,39 +69,64 @@ fn chain(c: &mut Criterion) {
         })
     });
 
-    g.bench_function("sm_rls_atr", |b| {
-        let mut p = Processor::new(Arc::new(cfg.processor.clone())).unwrap();
-        let mut out = Vec::with_capacity(16);
-        let mut i = 0usize;
-        let step = |p: &mut Processor, out: &mut Vec<_>, i: usize| {
-            let r = &rows[i & (N - 1)];
-            out.clear();
-            let rec = Record {
-                key: &r.key,
-                // Strictly increasing across wrap-arounds, the same spacing as the data.
-                ts: r.ts + (i / N) as i64 * (rows[N - 1].ts - rows[0].ts + 1),
-                payload: Payload::Bar(Bar {
-                    open: r.open,
-                    high: r.high,
-                    low: r.low,
-                    close: r.close,
-                    volume: Some(r.volume),
-                    true_trend: None,
-                }),
-            };
-            black_box(p.process(&rec, out)).ok();
+    // Each row's key as a number (the hint's index), found before timing.
+    let mut names: Vec<&str> = Vec::new();
+    let key_of: Vec<usize> = rows
+        .iter()
+        .map(|r| match names.iter().position(|k| *k == &*r.key) {
+            Some(k) => k,
+            None => {
+                names.push(&r.key);
+                names.len() - 1
+            }
+        })
+        .collect();
+    for hinted in [false, true] {
+        let name = if hinted {
+            "sm_rls_atr_hinted"
+        } else {
+            "sm_rls_atr"
         };
-        // Every key exists before timing starts (the target is for existing keys).
-        while i < N {
-            step(&mut p, &mut out, i);
-            i += 1;
-        }
-        b.iter(|| {
-            step(&mut p, &mut out, i);
-            i += 1;
+        g.bench_function(name, |b| {
+            let mut p = Processor::new(Arc::new(cfg.processor.clone())).unwrap();
+            let mut hints = vec![KeyHint::default(); names.len()];
+            let mut out = Vec::with_capacity(16);
+            let mut i = 0usize;
+            let mut step = |p: &mut Processor, out: &mut Vec<_>, i: usize| {
+                let r = &rows[i & (N - 1)];
+                out.clear();
+                let rec = Record {
+                    key: &r.key,
+                    // Strictly increasing across wrap-arounds, the same spacing as the data.
+                    ts: r.ts + (i / N) as i64 * (rows[N - 1].ts - rows[0].ts + 1),
+                    payload: Payload::Bar(Bar {
+                        open: r.open,
+                        high: r.high,
+                        low: r.low,
+                        close: r.close,
+                        volume: Some(r.volume),
+                        true_trend: None,
+                    }),
+                };
+                if hinted {
+                    let hint = &mut hints[key_of[i & (N - 1)]];
+                    black_box(p.process_hinted(&rec, hint, out)).ok();
+                } else {
+                    black_box(p.process(&rec, out)).ok();
+                }
+            };
+            // Every key exists before timing starts (the target is for existing keys).
+            while i < N {
+                step(&mut p, &mut out, i);
+                i += 1;
+            }
+            b.iter(|| {
+                step(&mut p, &mut out, i);
+                i += 1;
+            });
+            assert_eq!(p.counters().ok, i as u64, "every bar accepted");
         });
-        assert_eq!(p.counters().ok, i as u64, "every bar accepted");
-    });
+    }
     g.finish();
 }
 

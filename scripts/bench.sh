@@ -34,6 +34,7 @@ mean() {
 atr="$(mean chain/atr_only)"
 fit="$(mean chain/sm_rls_fit_only)"
 chain="$(mean chain/sm_rls_atr)"
+hinted="$(mean chain/sm_rls_atr_hinted)"
 decode="$(mean replay_file/decode)"
 replay="$(mean replay_file/backtest)"
 replay_one="$(mean replay_file/backtest_one_thread)"
@@ -57,7 +58,7 @@ daemon_ratio="$(field daemon_ceiling ratio)"
 p50="$(field daemon_latency p50_ns)"
 p99="$(field daemon_latency p99_ns)"
 
-awk -v atr="$atr" -v fit="$fit" -v chain="$chain" -v decode="$decode" -v replay="$replay" -v replay_one="$replay_one" \
+awk -v atr="$atr" -v fit="$fit" -v chain="$chain" -v hinted="$hinted" -v decode="$decode" -v replay="$replay" -v replay_one="$replay_one" \
     -v keys="$keys" -v file_rows="$file_rows" -v keys_rows="$keys_rows" -v memory="$memory" \
     -v daemon_rate="$daemon_rate" -v bare_rate="$bare_rate" -v daemon_ratio="$daemon_ratio" \
     -v p50="$p50" -v p99="$p99" -v checkpoint="$checkpoint" -v restore="$restore" \
@@ -68,6 +69,8 @@ BEGIN {
     printf "%-38s %-24s %-24s %-8.2f %-22s %s\n", "1. whole chain per bar (sm_rls+ATR)",
         sprintf("%.1f ns", chain), sprintf("ATR only %.1f ns", atr), chain / atr,
         "<= 30 ns and <= 5x", verdict(chain <= 30 && chain / atr <= 5)
+    printf "%-38s %-24s %-24s %-8.2f %-22s %s\n", "   (key slot known, as in a backtest)",
+        sprintf("%.1f ns", hinted), sprintf("ATR only %.1f ns", atr), hinted / atr, "", ""
     printf "%-38s %-24s %-24s %-8.2f %-22s %s\n", "   (fit alone, for scale)",
         sprintf("%.1f ns", fit), sprintf("ATR only %.1f ns", atr), fit / atr, "", ""
     printf "%-38s %-24s %-24s %-8.2f %-22s %s\n", sprintf("2. replay, %.1f M bars, 4 keys", file_rows / 1e6),
