@@ -3,7 +3,8 @@
 //!
 //! [`Prefetch`] moves a [`Source`] to a helper thread that pulls from it and copies what it lends
 //! into [`Batch`]es; the stage's thread then lends the copies, in the same order, with the same
-//! positions. An error of the inner source arrives after every record it lent before failing, so
+//! positions — or hands each batch over whole ([`Source::pull_batch`]) to a stage that takes
+//! batches. An error of the inner source arrives after every record it lent before failing, so
 //! nothing read is lost. Only for sources that end by themselves (files): a live source's
 //! `Idle` would be passed on as an empty pull, and its position commits stay where the stage
 //! runs them anyway.
