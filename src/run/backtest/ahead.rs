@@ -4,12 +4,13 @@
 //! The two lanes of a backtest never read each other's state: each has its own processor, tool
 //! offsets and portfolio, and takes the same records in the same order. So the baseline can run
 //! anywhere as long as what the replay needs from it per record — its answer and its equity
-//! after the record — comes back in order. A source lends its records only for the length of a
-//! pull, so the replay copies them into a [`Batch`]; full batches go to the helper thread, which
-//! runs the baseline over them and sends each back with the baseline's [`BaseOut`] per record. The replay meanwhile runs the strategy, the
-//! periods and the charts over the batch before (whose baseline answers are already back), so
-//! the two lanes' chains overlap. The results are those of running both lanes record by record
-//! on one thread — `tests/backtest.rs` compares the two runs' outputs.
+//! after the record — comes back in order. The replay takes the input in owned [`Batch`]es (the
+//! read-ahead thread's own, or its copies of what a lending source lent), notes where each
+//! record goes ([`Route`]) and sends both to the helper thread, which runs the baseline over the
+//! batch and sends it back with the baseline's [`BaseOut`] per record kept. The replay meanwhile
+//! runs the strategy, the periods and the charts over the batch before (whose baseline answers
+//! are already back), so the two lanes' chains overlap. The results are those of running both
+//! lanes record by record on one thread — `tests/backtest.rs` compares the two runs' outputs.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
