@@ -114,10 +114,10 @@ impl Ahead {
     }
 
     /// Hands a batch (and a buffer for its answers) to the helper.
-    pub(super) fn send(&mut self, done: Load) {
+    pub(super) fn send(&mut self, load: Load) {
         self.in_flight += 1;
         // A failed send means the helper is gone: the next `recv` says why.
-        let _ = self.to.send(done);
+        let _ = self.to.send(load);
     }
 
     /// The oldest batch sent, with the baseline's answers; waits for it.
