@@ -241,7 +241,7 @@ pub(super) fn step(
     };
     let zone = core.scale.update(input);
     let mut eps = zone.eps;
-    if let (Some(c), Payload::Bar(b)) = (p.cost_fraction, rec.payload) {
+    if let (Some(c), Payload::Bar(b)) = (p.cost_fraction, &rec.payload) {
         eps = eps.max(c * b.close);
     }
     let emit = |out: &mut Vec<Event>, body: EventBody| {
