@@ -93,7 +93,10 @@ impl Atr {
         let range = hi - lo;
         let tr = match self.prev_close {
             None => range,
-            Some(pc) => range.max((hi - pc).abs()).max((lo - pc).abs()),
+            // Every term is a number (finite inputs, a finite previous close: a difference may
+            // overflow to infinity but is never NaN), so the plain comparison gives what
+            // `f64::max` gives without its NaN handling.
+            Some(pc) => larger(larger(range, (hi - pc).abs()), (lo - pc).abs()),
         };
         if !tr.is_finite() {
             return false;
@@ -154,5 +157,15 @@ impl Atr {
     /// Whether the ATR has produced its first value.
     pub fn is_warm(&self) -> bool {
         self.value.is_some()
+    }
+}
+
+/// The larger of two numbers that are not NaN.
+#[inline]
+fn larger(a: f64, b: f64) -> f64 {
+    if b > a {
+        b
+    } else {
+        a
     }
 }

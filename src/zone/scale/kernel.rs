@@ -30,6 +30,7 @@ pub(super) enum Kernel {
 
 impl Kernel {
     /// Feeds a record; false if it was ignored.
+    #[inline]
     pub(super) fn update(&mut self, input: &ScaleInput) -> bool {
         match self {
             Kernel::Atr { atr, .. } => atr.push(input.high, input.low, input.close),
@@ -47,6 +48,7 @@ impl Kernel {
     }
 
     /// (raw, eps before regime and floor, cap, warm)
+    #[inline]
     pub(super) fn raw(&self) -> (f64, f64, Option<f64>, bool) {
         match self {
             Kernel::Atr { atr, multiplier } => {
