@@ -193,18 +193,21 @@ impl Fitter {
         }
         let eps = if eps > 0.0 { eps } else { 0.0 };
         self.counts.records += 1;
-        let (predicted, inside, updated) = if self.warm.done {
+        let step = if self.warm.done {
             self.correct(t, y, eps)
         } else {
-            (self.warm_up(t, y), false, true)
+            let predicted = self.warm_up(t, y);
+            self.step_to(t, y, predicted, false, true)
         };
         self.last_t = t;
-        if inside {
-            self.counts.inside += 1;
-        }
-        if updated {
-            self.counts.updates += 1;
-        }
+        self.counts.inside += u64::from(step.inside);
+        self.counts.updates += u64::from(step.updated);
+        step
+    }
+
+    /// The [`Step`] of a record at `t` once theta holds what the record left.
+    #[inline]
+    fn step_to(&self, t: f64, y: f64, predicted: f64, inside: bool, updated: bool) -> Step {
         let dt = finite(t - self.origin);
         Step {
             predicted,
@@ -216,8 +219,8 @@ impl Fitter {
         }
     }
 
-    /// A post-warm-up record: returns (predicted, inside, updated).
-    fn correct(&mut self, t: f64, y: f64, eps: f64) -> (f64, bool, bool) {
+    /// A post-warm-up record.
+    fn correct(&mut self, t: f64, y: f64, eps: f64) -> Step {
         // One copy of the step per order, with the dimension a constant: the same arithmetic in
         // the same order, without the loop bounds and branches of a run-time dimension.
         if self.spec.dim() == 2 {
@@ -229,18 +232,26 @@ impl Fitter {
 
     /// [`Fitter::correct`] for a model of dimension `D` (= `spec.dim()`).
     #[inline]
-    fn correct_in<const D: usize>(&mut self, t: f64, y: f64, eps: f64) -> (f64, bool, bool) {
+    fn correct_in<const D: usize>(&mut self, t: f64, y: f64, eps: f64) -> Step {
         let dt = finite(t - self.origin);
         let predicted = level_at(&self.theta, dt);
         let e = y - predicted;
         let inside = e.abs() <= eps;
         // Fast path, the common case of a set-membership fit: inside the zone without leak
-        // nothing changes, so skip re-expressing theta and P at the new origin.
+        // nothing changes, so skip re-expressing theta and P at the new origin — and the level
+        // after the record is the prediction (theta and its origin stay as they were).
         if inside
             && self.spec.leak == 0.0
             && matches!(self.spec.method, Method::SmRls | Method::SmNlms)
         {
-            return (predicted, true, false);
+            return Step {
+                predicted,
+                residual: e,
+                inside: true,
+                updated: false,
+                level: predicted,
+                slope: slope_at(&self.theta, dt),
+            };
         }
 
         let mut theta = shift_theta(&self.theta, dt);
@@ -265,7 +276,7 @@ impl Fitter {
         };
         if !step || !all_finite::<D>(&theta, &p) {
             // Nothing to do, or overflow: the previous state stays.
-            return (predicted, inside, false);
+            return self.step_to(t, y, predicted, inside, false);
         }
         if self.spec.method != Method::SmNlms {
             self.guard::<D>(&mut p);
@@ -273,7 +284,7 @@ impl Fitter {
         self.theta = theta;
         self.p = p;
         self.origin = t;
-        (predicted, inside, correction)
+        self.step_to(t, y, predicted, inside, correction)
     }
 
     /// Applies the trace guard to a freshly computed `P` of dimension `D`.
