@@ -202,7 +202,7 @@ impl Record<'_> {
         if self.key.len() > MAX_KEY_BYTES {
             return Err(Invalid::KeyTooLong);
         }
-        match self.payload {
+        match &self.payload {
             Payload::Bar(b) => {
                 // The common case in one pass of comparisons: 0 < low <= open, close <= high <
                 // inf holds only for finite prices (NaN fails every comparison), so such a bar
@@ -255,7 +255,7 @@ impl Record<'_> {
     }
 
     pub fn kind(&self) -> RecordKind {
-        match self.payload {
+        match &self.payload {
             Payload::Bar(_) => RecordKind::Bar,
             Payload::Measurement(_) => RecordKind::Measurement,
         }
@@ -263,7 +263,7 @@ impl Record<'_> {
 
     /// The series value the trend is fitted to: the close of a bar, the measured value.
     pub fn y(&self) -> f64 {
-        match self.payload {
+        match &self.payload {
             Payload::Bar(b) => b.close,
             Payload::Measurement(m) => m.value,
         }
