@@ -136,6 +136,34 @@ fn json_decode(c: &mut Criterion) {
             black_box(decode(black_box(&msgs[i & 1023]), RecordKind::Bar).is_ok())
         })
     });
+    // The same bars with prices on a 0.0001 tick, as exchange feeds and gauges write them
+    // (few digits: the scanner's exact float path, see `io::codec::scan`).
+    let ticks: Vec<Vec<u8>> = series(1024)
+        .iter()
+        .enumerate()
+        .map(|(i, &(h, l, cl))| {
+            let tick = |v: f64| (v * 1e4).round() / 1e4;
+            let (h, l, cl) = (tick(h), tick(l), tick(cl));
+            let text = format!(
+                "{{\"key\":\"SYM{:04}\",\"ts\":{},\"open\":{},\"high\":{h},\"low\":{l},\"close\":{cl},\"volume\":{}}}",
+                i % 64,
+                1_700_000_000_000_000_000 + i as i64 * 60_000_000_000,
+                tick((h + l) / 2.0),
+                1000 + i,
+            );
+            text.into_bytes()
+        })
+        .collect();
+    assert!(ticks
+        .iter()
+        .all(|m| decode(m, RecordKind::Bar).is_ok_and(|w| w.record().validate().is_ok())));
+    c.bench_function("json_decode_bar_ticks", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            black_box(decode(black_box(&ticks[i & 1023]), RecordKind::Bar).is_ok())
+        })
+    });
 }
 
 criterion_group!(benches, atr, wells, fitters, json_decode);

@@ -4,8 +4,9 @@
 //! It fills the same [`Wire`] that serde would, or gives up (`None`) on anything else: escapes,
 //! nested values, duplicate fields, integers beyond 64 bits, `-0`, syntax errors. The caller
 //! then runs serde, which decides and words the error, so the fast path never changes what a
-//! message decodes to (a property test checks it against serde). Floats go through the
-//! standard library's parser, correctly rounded like serde_json's `float_roundtrip`.
+//! message decodes to (a property test checks it against serde). Floats are correctly rounded
+//! like serde_json's `float_roundtrip`: exactly from the digits already read when Clinger's fast
+//! path allows it ([`exact_float`]), otherwise by the standard library's parser.
 
 use std::borrow::Cow;
 
@@ -142,14 +143,20 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// Digits from the cursor on; how many.
-    fn digits(&mut self) -> usize {
-        let n = self.b[self.i..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count();
-        self.i += n;
-        n
+    /// Digits from the cursor on: how many, and their value as an integer — exact for up to 19
+    /// digits (10^19 - 1 < 2^64), wrapped beyond (the caller checks the count). Folding while
+    /// scanning spares a second pass over the digits.
+    fn digits(&mut self) -> (usize, u64) {
+        let from = self.i;
+        let mut value = 0u64;
+        while let Some(&c) = self.b.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            value = value.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            self.i += 1;
+        }
+        (self.i - from, value)
     }
 
     /// A number in JSON's grammar: an integer (`Int` when negative, `Uint` otherwise, as serde
@@ -161,42 +168,59 @@ impl<'a> Cursor<'a> {
             self.i += 1;
         }
         let whole_start = self.i;
-        let whole = self.digits();
+        let (whole, whole_value) = self.digits();
         if whole == 0 || (whole > 1 && self.b[whole_start] == b'0') {
             return None; // no digits, or a leading zero
         }
         let mut float = false;
+        let (mut fraction, mut fraction_value) = (0, 0);
         if self.b.get(self.i) == Some(&b'.') {
             self.i += 1;
-            if self.digits() == 0 {
+            (fraction, fraction_value) = self.digits();
+            if fraction == 0 {
                 return None;
             }
             float = true;
         }
+        // The written exponent, when it is short enough to matter to the exact path.
+        let mut exponent = Some(0i32);
         if let Some(b'e' | b'E') = self.b.get(self.i) {
             self.i += 1;
+            let minus = self.b.get(self.i) == Some(&b'-');
             if let Some(b'+' | b'-') = self.b.get(self.i) {
                 self.i += 1;
             }
-            if self.digits() == 0 {
+            let (n, e) = self.digits();
+            if n == 0 {
                 return None;
             }
+            // At most 4 digits: e < 10^4 fits an i32.
+            exponent = (n <= 4).then_some(if minus { -(e as i32) } else { e as i32 });
             float = true;
         }
         if float {
-            let v: f64 = self.s.get(start..self.i)?.parse().ok()?;
+            let digits = Digits {
+                count: whole + fraction,
+                whole: whole_value,
+                fraction: fraction_value,
+                fraction_count: fraction,
+            };
+            let v = match exponent.and_then(|e| exact_float(&digits, e)) {
+                Some(v) if negative => -v,
+                Some(v) => v,
+                None => self.s.get(start..self.i)?.parse().ok()?,
+            };
             return v.is_finite().then_some(Field::Float(v));
         }
-        let digits = &self.b[whole_start..self.i];
-        let digit = |acc: u64, d: &u8| acc * 10 + u64::from(d - b'0');
-        // Up to 19 digits cannot overflow a u64 (10^19 - 1 < 2^64): no check per digit,
-        // which made the serial multiply-add chain of an epoch-nanosecond `ts` twice as long.
-        let magnitude = if digits.len() <= 19 {
-            digits.iter().fold(0u64, digit)
+        let magnitude = if whole <= 19 {
+            whole_value
         } else {
-            digits.iter().try_fold(0u64, |acc, &d| {
-                acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-            })?
+            // Twenty digits may still fit a u64 (up to 18446744073709551615): fold checked.
+            self.b[whole_start..self.i]
+                .iter()
+                .try_fold(0u64, |acc, &d| {
+                    acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })?
         };
         if !negative {
             Some(Field::Uint(magnitude))
@@ -207,6 +231,49 @@ impl<'a> Cursor<'a> {
             0i64.checked_sub_unsigned(magnitude).map(Field::Int)
         }
     }
+}
+
+/// The digits of a decimal number as [`Cursor::digits`] folded them.
+struct Digits {
+    /// Digits before and after the point.
+    count: usize,
+    /// The value of the digits before the point (exact when `count <= 19`).
+    whole: u64,
+    /// The value of the digits after the point, and how many there are.
+    fraction: u64,
+    fraction_count: usize,
+}
+
+/// Powers of ten that an f64 holds exactly (5^22 < 2^53).
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The magnitude `whole.fraction × 10^exponent` when Clinger's fast path gives it exactly
+/// rounded (W. D. Clinger, "How to Read Floating Point Numbers Accurately", PLDI 1990): the
+/// digits as an integer `m <= 2^53` and a power of ten `10^k` with `|k| <= 22` are both exact
+/// in an f64, so one IEEE multiplication or division rounds `m × 10^k` correctly — the bits
+/// any correct parser gives, the standard library's included (it takes the same path first).
+/// `None` for anything else (more than 16 digits, a larger mantissa or power), which the
+/// caller hands to the standard library's parser. Prices as producers write them (up to ~15
+/// significant digits) take this path without a second pass over their digits.
+fn exact_float(d: &Digits, exponent: i32) -> Option<f64> {
+    // 10^16 > 2^53: seventeen digits or more (a computed double's shortest form often has
+    // them) go straight to the standard library, at the cost of this one comparison.
+    if d.count > 16 {
+        return None;
+    }
+    // Both parts are exact (at most 16 digits), and so is their sum.
+    let m = d.whole * 10u64.pow(d.fraction_count as u32) + d.fraction;
+    if m > 1 << 53 {
+        return None;
+    }
+    let k = exponent - d.fraction_count as i32;
+    let power = EXACT_POWERS_OF_TEN.get(k.unsigned_abs() as usize)?;
+    // m <= 2^53 converts exactly (through i64: one instruction on x86-64, u64 takes five).
+    let m = m as i64 as f64;
+    Some(if k < 0 { m / power } else { m * power })
 }
 
 #[cfg(test)]
@@ -334,6 +401,59 @@ mod tests {
                 text
             },
         )
+    }
+
+    /// The float a one-member message scans to.
+    fn scanned_float(number: &str) -> Option<f64> {
+        let text = format!("{{\"close\":{number}}}");
+        match scan(text.as_bytes())?.close {
+            Field::Float(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn exact_floats_at_the_edges_of_the_fast_path() {
+        for text in [
+            "9007199254740992.0", // 2^53: exact path
+            "9007199254740993.0", // 2^53 + 1: the standard parser (rounds to even)
+            "1.0e22",
+            "1.0e23",
+            "1e-22",
+            "123456789012345678.9",
+            "0.1",
+            "-0.0",
+            "2.2250738585072014e-308",
+            "1.7976931348623157e308",
+            "4.9e-324",
+            "0.30000000000000004",
+            "1e0005",
+        ] {
+            let want: f64 = text.parse().unwrap();
+            let got = scanned_float(text).unwrap_or_else(|| panic!("{text} not scanned"));
+            assert_eq!(got.to_bits(), want.to_bits(), "{text}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20000))]
+        /// Prices as producers write them (shortest round trip, fixed decimals, exponents) scan
+        /// to the standard library's float, to the bit, on both sides of the fast path's bounds.
+        #[test]
+        fn floats_scan_to_the_standard_parsers_bits(
+            v in prop_oneof![1e-6..1e7f64, 0.0..1.0f64, any::<f64>()],
+            decimals in 0usize..18,
+            digits in "-?(0|[1-9][0-9]{0,11})\\.[0-9]{1,12}([eE][+-]?[0-9]{1,3})?",
+        ) {
+            let v = v.abs();
+            for text in [format!("{v:?}"), format!("{v:.decimals$}"), format!("{v:e}"), digits] {
+                let want: f64 = text.parse().unwrap();
+                if want.is_finite() && text.contains(['.', 'e']) {
+                    let got = scanned_float(&text);
+                    prop_assert_eq!(got.map(f64::to_bits), Some(want.to_bits()), "{}", text);
+                }
+            }
+        }
     }
 
     proptest! {
