@@ -73,6 +73,8 @@ pub struct EventWriter {
     tool: UInt32Builder,
     scale: StringBuilder,
     pending: usize,
+    /// The event id being written (one buffer for every event).
+    scratch: String,
 }
 
 impl EventWriter {
@@ -92,6 +94,7 @@ impl EventWriter {
             tool: UInt32Builder::with_capacity(n),
             scale: StringBuilder::with_capacity(n, n),
             pending: 0,
+            scratch: String::new(),
         })
     }
 
@@ -149,7 +152,9 @@ impl EventWriter {
             }
             EventBody::ToolChange { tool: t } => tool = Some(t),
         }
-        self.id.append_value(e.id());
+        self.scratch.clear();
+        e.write_id(&mut self.scratch);
+        self.id.append_value(&self.scratch);
         self.key.append_value(&e.key);
         self.seq.append_value(e.seq);
         self.ts.append_value(e.ts);
