@@ -390,7 +390,13 @@ impl Event {
             EventBody::SpcAlarm { rule, .. } => {
                 write!(out, "{}:{}:spc_alarm:{}", self.key, self.seq, rule.name())
             }
-            _ => write!(out, "{}:{}:{}", self.key, self.seq, self.body.kind().as_str()),
+            _ => write!(
+                out,
+                "{}:{}:{}",
+                self.key,
+                self.seq,
+                self.body.kind().as_str()
+            ),
         };
     }
 }
