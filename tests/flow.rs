@@ -394,12 +394,12 @@ fn a_crash_between_records_replays_from_the_last_commit() {
         };
         for _ in 0..3 {
             source
-                .pull(50, &mut |item| flow.submit(item).map(|_| ()))
+                .pull(50, &mut |item| flow.submit(&item).map(|_| ()))
                 .unwrap();
             flow.checkpoint().unwrap();
         }
         source
-            .pull(25, &mut |item| flow.submit(item).map(|_| ()))
+            .pull(25, &mut |item| flow.submit(&item).map(|_| ()))
             .unwrap();
         // dropped here: the 25 records after the last checkpoint are lost with their events
     }

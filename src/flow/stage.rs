@@ -180,7 +180,9 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
     }
 
     /// Takes one record: processes it and hands its events, fit row or reject to the sink.
-    pub fn submit(&mut self, item: Item<'_>) -> Result<Submitted<'_>, FlowError> {
+    /// Borrows the record: a caller that feeds one record to several flows (a backtest's
+    /// strategy and baseline) copies nothing.
+    pub fn submit(&mut self, item: &Item<'_>) -> Result<Submitted<'_>, FlowError> {
         self.submit_with(item, None)
     }
 
@@ -188,7 +190,7 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
     /// a driver that numbers its keys keeps one hint per key and skips the processor's lookup.
     pub fn submit_hinted(
         &mut self,
-        item: Item<'_>,
+        item: &Item<'_>,
         hint: &mut KeyHint,
     ) -> Result<Submitted<'_>, FlowError> {
         self.submit_with(item, Some(hint))
@@ -196,7 +198,7 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
 
     fn submit_with(
         &mut self,
-        item: Item<'_>,
+        item: &Item<'_>,
         hint: Option<&mut KeyHint>,
     ) -> Result<Submitted<'_>, FlowError> {
         self.events.clear();
@@ -290,7 +292,7 @@ impl<K: Sink, C: Checkpoint> Flow<K, C> {
 
 impl<K: Sink, C: Checkpoint> Stage for Flow<K, C> {
     fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
-        Flow::submit(self, item).map(|_| ())
+        Flow::submit(self, &item).map(|_| ())
     }
 
     fn checkpoint(&mut self) -> Result<(), FlowError> {

@@ -291,7 +291,7 @@ impl Stage for Metered<'_> {
     fn submit(&mut self, item: Item<'_>) -> Result<(), FlowError> {
         let t0 = Instant::now();
         let key = item.record.as_ref().map(|r| r.key).ok();
-        let submitted = self.flow.submit(item)?;
+        let submitted = self.flow.submit(&item)?;
         let metrics = &self.shared.metrics;
         if let (Some(key), Ok(acc)) = (key, &submitted.result) {
             let group = crate::metrics::key_group(key);

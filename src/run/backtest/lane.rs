@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::flow::{Flow, FlowError, Item, NoCheckpoint, Sink};
 use crate::pipeline::{Accepted, KeyHint, Processor, ProcessorConfig};
-use crate::record::{Event, EventBody, Payload};
+use crate::record::{Event, EventBody, Payload, Record};
 use crate::signal::perf::Portfolio;
 use crate::signal::truth::{TruthScore, TruthTrack};
 
@@ -54,27 +54,38 @@ impl<K: Sink> Lane<K> {
         item: &Item<'_>,
         key: Option<usize>,
     ) -> Result<Option<Accepted>, FlowError> {
-        let mut shifted = item.clone();
-        if let (Ok(rec), Some(k)) = (&mut shifted.record, key) {
-            if let Payload::Measurement(m) = &mut rec.payload {
-                let slot = grown(&mut self.offsets, k).get_or_insert((0.0, m.tool));
-                if m.tool.is_some() && m.tool != slot.1 {
-                    // A new tool, touched off at nominal: the old tool's wear offset is gone.
-                    *slot = (0.0, m.tool);
+        // Only a measurement of a numbered key is shifted, in a copy; anything else goes in as
+        // it came.
+        let shifted = match (&item.record, key) {
+            (Ok(rec), Some(k)) if matches!(rec.payload, Payload::Measurement(_)) => {
+                let mut copy = item.clone();
+                if let Ok(Record {
+                    payload: Payload::Measurement(m),
+                    ..
+                }) = &mut copy.record
+                {
+                    let slot = grown(&mut self.offsets, k).get_or_insert((0.0, m.tool));
+                    if m.tool.is_some() && m.tool != slot.1 {
+                        // A new tool, touched off at nominal: the old tool's wear offset is gone.
+                        *slot = (0.0, m.tool);
+                    }
+                    m.value += slot.0;
+                    m.true_value = m.true_value.map(|v| v + slot.0);
+                    self.truth |= m.true_value.is_some();
                 }
-                m.value += slot.0;
-                m.true_value = m.true_value.map(|v| v + slot.0);
-                self.truth |= m.true_value.is_some();
+                Some(copy)
             }
-        }
+            _ => None,
+        };
+        let input = shifted.as_ref().unwrap_or(item);
         let submitted = match key {
             Some(k) => {
                 if k >= self.hints.len() {
                     self.hints.resize(k + 1, KeyHint::default());
                 }
-                self.flow.submit_hinted(shifted, &mut self.hints[k])?
+                self.flow.submit_hinted(input, &mut self.hints[k])?
             }
-            None => self.flow.submit(shifted)?,
+            None => self.flow.submit(input)?,
         };
         let acc = submitted.result.ok();
         // Key and time are the caller's: only the measured value was shifted.

@@ -115,8 +115,8 @@ pub fn replay(cfg: &Config, input: &Input) -> Result<Vec<Period>, TuneError> {
             return Ok(());
         };
         let ts = rec.ts;
-        let a = strategy.submit(item.clone())?.result.ok();
-        let b = baseline.submit(item)?.result.ok();
+        let a = strategy.submit(&item)?.result.ok();
+        let b = baseline.submit(&item)?.result.ok();
         if a.is_none() && b.is_none() {
             return Ok(());
         }
