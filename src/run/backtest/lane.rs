@@ -57,13 +57,8 @@ impl<K: Sink> Lane<K> {
         // Only a measurement of a numbered key is shifted, in a copy; anything else goes in as
         // it came.
         let shifted = match (&item.record, key) {
-            (Ok(rec), Some(k)) if matches!(rec.payload, Payload::Measurement(_)) => {
-                let mut copy = item.clone();
-                if let Ok(Record {
-                    payload: Payload::Measurement(m),
-                    ..
-                }) = &mut copy.record
-                {
+            (Ok(rec), Some(k)) => match rec.payload {
+                Payload::Measurement(mut m) => {
                     let slot = grown(&mut self.offsets, k).get_or_insert((0.0, m.tool));
                     if m.tool.is_some() && m.tool != slot.1 {
                         // A new tool, touched off at nominal: the old tool's wear offset is gone.
@@ -72,9 +67,16 @@ impl<K: Sink> Lane<K> {
                     m.value += slot.0;
                     m.true_value = m.true_value.map(|v| v + slot.0);
                     self.truth |= m.true_value.is_some();
+                    Some(Item {
+                        record: Ok(Record {
+                            payload: Payload::Measurement(m),
+                            ..*rec
+                        }),
+                        ..*item
+                    })
                 }
-                Some(copy)
-            }
+                Payload::Bar(_) => None,
+            },
             _ => None,
         };
         let input = shifted.as_ref().unwrap_or(item);
