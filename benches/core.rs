@@ -105,21 +105,22 @@ fn fitters(c: &mut Criterion) {
     g.finish();
 }
 
-/// Bars as `deadband produce` writes them (full-precision floats, integer-ns `ts`).
-fn json_decode(c: &mut Criterion) {
-    let msgs: Vec<Vec<u8>> = series(1024)
+/// Bars as `deadband produce` writes them (integer-ns `ts`), each price passed through `price`.
+fn bars_as_json(price: impl Fn(f64) -> f64) -> Vec<Vec<u8>> {
+    series(1024)
         .iter()
         .enumerate()
         .map(|(i, &(h, l, cl))| {
             let key = format!("SYM{:04}", i % 64);
+            let (high, low) = (price(h), price(l));
             let rec = Record {
                 key: &key,
                 ts: 1_700_000_000_000_000_000 + i as i64 * 60_000_000_000,
                 payload: Payload::Bar(Bar {
-                    open: (h + l) / 2.0,
-                    high: h,
-                    low: l,
-                    close: cl,
+                    open: price((high + low) / 2.0),
+                    high,
+                    low,
+                    close: price(cl),
                     volume: Some(1000.0 + i as f64),
                     true_trend: None,
                 }),
@@ -128,42 +129,29 @@ fn json_decode(c: &mut Criterion) {
             encode_record(&rec, &mut buf);
             buf
         })
-        .collect();
-    c.bench_function("json_decode_bar", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i += 1;
-            black_box(decode(black_box(&msgs[i & 1023]), RecordKind::Bar).is_ok())
-        })
-    });
-    // The same bars with prices on a 0.0001 tick, as exchange feeds and gauges write them
-    // (few digits: the scanner's exact float path, see `io::codec::scan`).
-    let ticks: Vec<Vec<u8>> = series(1024)
-        .iter()
-        .enumerate()
-        .map(|(i, &(h, l, cl))| {
-            let tick = |v: f64| (v * 1e4).round() / 1e4;
-            let (h, l, cl) = (tick(h), tick(l), tick(cl));
-            let text = format!(
-                "{{\"key\":\"SYM{:04}\",\"ts\":{},\"open\":{},\"high\":{h},\"low\":{l},\"close\":{cl},\"volume\":{}}}",
-                i % 64,
-                1_700_000_000_000_000_000 + i as i64 * 60_000_000_000,
-                tick((h + l) / 2.0),
-                1000 + i,
-            );
-            text.into_bytes()
-        })
-        .collect();
-    assert!(ticks
-        .iter()
-        .all(|m| decode(m, RecordKind::Bar).is_ok_and(|w| w.record().validate().is_ok())));
-    c.bench_function("json_decode_bar_ticks", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i += 1;
-            black_box(decode(black_box(&ticks[i & 1023]), RecordKind::Bar).is_ok())
-        })
-    });
+        .collect()
+}
+
+/// JSON bars decoded: full-precision prices (`json_decode_bar`, most with 17 significant
+/// digits), and the same prices on a 0.0001 tick as exchange feeds and gauges write them
+/// (`json_decode_bar_ticks`: few digits, the scanner's exact float path, see `io::codec::scan`).
+fn json_decode(c: &mut Criterion) {
+    let tick = |v: f64| (v * 1e4).round() / 1e4;
+    for (name, msgs) in [
+        ("json_decode_bar", bars_as_json(|v| v)),
+        ("json_decode_bar_ticks", bars_as_json(tick)),
+    ] {
+        assert!(msgs
+            .iter()
+            .all(|m| decode(m, RecordKind::Bar).is_ok_and(|w| w.record().validate().is_ok())));
+        c.bench_function(name, |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                black_box(decode(black_box(&msgs[i & 1023]), RecordKind::Bar).is_ok())
+            })
+        });
+    }
 }
 
 criterion_group!(benches, atr, wells, fitters, json_decode);
