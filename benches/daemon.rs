@@ -13,8 +13,9 @@
 //! - `daemon_ceiling/bare_consumer`: a fresh, connected `BaseConsumer` assigns the 4 partitions
 //!   from the beginning, polls until it holds every record, then commits the offsets
 //!   synchronously — the most the client takes from this broker on this machine.
-//! - `daemon_ceiling/daemon`: a fresh `deadband run` (new consumer group, changelog and events
-//!   topics, the settings of `config/daemon.toml`) is started and, once `/readyz` = 200, timed
+//! - `daemon_ceiling/daemon`: a fresh `deadband run` (a new consumer group with offset 0
+//!   committed for it beforehand — a group resuming, as after any checkpoint; new changelog and
+//!   events topics; the settings of `config/daemon.toml`) is started and, once `/readyz` = 200, timed
 //!   from its first partition's assignment (the timestamp of its `assigned` log line: fetching
 //!   starts there, while the partitions restore) until its events topic holds every event a
 //!   replay of the same bars through `Processor` emits and its dead-letter topic the end marker
@@ -24,8 +25,10 @@
 //!   commit comes at the next checkpoint, up to `checkpoint_interval_ms` (1000, as shipped)
 //!   later — and checks that `/metrics` counts every record `ok` and that no other event was
 //!   produced. Also printed: the rate from `/readyz` instead (no restore, but librdkafka has
-//!   prefetched meanwhile), the rate to the last commit, and the CPU per record of each side.
-//!   Each iteration is a whole run (flat sampling).
+//!   prefetched meanwhile), the rate to the last commit, the CPU per record of each side, and
+//!   the rate of one untimed drain by a brand-new group (nothing committed: librdkafka then
+//!   waits a fixed 100 ms before it resets the partitions' offsets, which until 2026-12-04 was
+//!   half of what this bench timed). Each iteration is a whole run (flat sampling).
 //! - The steady probe (not a criterion timing): another fresh daemon on an empty topic while the
 //!   bench produces bars at 20k records/s for 5 s; once all are committed the daemon's own
 //!   latency quantiles (`deadband_record_latency_seconds`: its HDR histogram of the time each
@@ -305,6 +308,23 @@ impl Cluster {
         (took, cpu_seconds("self") - cpu0)
     }
 
+    /// Commits offset 0 of every partition of `topic` for consumer group `group`, before any
+    /// member joins it: the group then resumes from committed offsets, as a daemon does after
+    /// its first checkpoint. A group with nothing committed resets each partition's offset
+    /// (`auto.offset.reset`), and librdkafka schedules that reset's offset query 100 ms later
+    /// (`rd_kafka_offset_reset` in librdkafka 2.12's `rdkafka_offset.c`: a fixed back-off when
+    /// the reset follows "no committed offset") — once in a group's life, not a rate.
+    fn commit_start(&self, group: &str, topic: &str) {
+        let c = self.offsets_client(group);
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset(topic, p, Offset::Offset(0))
+                .expect("a partition");
+        }
+        c.commit(&tpl, CommitMode::Sync)
+            .unwrap_or_else(|e| panic!("commit the start of {topic} for {group}: {e}"));
+    }
+
     /// The records committed on `topic` by the group of `c` (a client that never joins it).
     fn committed(&self, c: &BaseConsumer, topic: &str) -> i64 {
         let mut tpl = TopicPartitionList::new();
@@ -343,7 +363,7 @@ impl Daemon {
         (events, dlq): (&str, &str),
         run: &str,
     ) -> Daemon {
-        let group = format!("deadband-{run}");
+        let group = group_of(run);
         let changelog = format!("state-{run}");
         cluster.create_topic(&changelog);
         let port = free_port();
@@ -457,6 +477,11 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The consumer group of the daemon started as `run`.
+fn group_of(run: &str) -> String {
+    format!("deadband-{run}")
 }
 
 /// A daemon config: the settings of `config/daemon.toml`, topics on the mock cluster.
@@ -621,21 +646,36 @@ struct Drain {
     /// CPU seconds of the daemon process, and of this process (the mock broker, the bench's
     /// polling), from the daemon's start to the last event.
     daemon_cpu: f64,
+    /// CPU seconds of the daemon process from `/readyz` to the last event: the drain without
+    /// the process's start (config, clients, group join).
+    drain_cpu: f64,
     broker_cpu: f64,
     /// `/metrics` once every record was committed.
     metrics: Exposition,
 }
 
 /// One daemon drain of the input: `records` bars, which emit `events` events, and the end
-/// markers.
-fn daemon_drain(cluster: &Cluster, dir: &Path, records: u64, events: u64, run: usize) -> Drain {
+/// markers. A `resuming` daemon's group has offset 0 committed before it joins (see
+/// [`Cluster::commit_start`]); otherwise it is a brand-new group.
+fn daemon_drain(
+    cluster: &Cluster,
+    dir: &Path,
+    (records, events): (u64, u64),
+    run: usize,
+    resuming: bool,
+) -> Drain {
     let (events_topic, dlq) = (format!("events-{run}"), format!("dlq-{run}"));
     cluster.create_topic(&events_topic);
     cluster.create_topic(&dlq);
     let broker_cpu0 = cpu_seconds("self");
     let outputs = (events_topic.as_str(), dlq.as_str());
-    let mut d = Daemon::start(cluster, dir, INPUT, outputs, &format!("drain-{run}"));
+    let name = format!("drain-{run}");
+    if resuming {
+        cluster.commit_start(&group_of(&name), INPUT);
+    }
+    let mut d = Daemon::start(cluster, dir, INPUT, outputs, &name);
     let since_ready = Instant::now();
+    let ready_cpu = d.cpu();
     // The clock starts at the assignment, not at /readyz: the partitions' restore (~0.1 s,
     // even from an empty changelog) lies between them, and librdkafka fetches meanwhile, so
     // starting at /readyz would leave much of the transport out of the daemon's time.
@@ -645,12 +685,13 @@ fn daemon_drain(cluster: &Cluster, dir: &Path, records: u64, events: u64, run: u
     let markers = || -> i64 { cluster.records_in(&dlq).iter().sum() };
     d.wait(
         "every event and end marker",
-        Duration::from_millis(10),
+        Duration::from_millis(2),
         |_| markers() >= PARTITIONS as i64 && produced() >= events as i64,
     );
     let ready_to_events = since_ready.elapsed();
     let to_events = assigned_ago + ready_to_events;
     let (daemon_cpu, broker_cpu) = (d.cpu(), cpu_seconds("self") - broker_cpu0);
+    let drain_cpu = daemon_cpu - ready_cpu;
     d.wait("every record committed", Duration::from_millis(10), |_| {
         cluster.committed(&offsets, INPUT) >= (records + PARTITIONS as u64) as i64
     });
@@ -681,6 +722,7 @@ fn daemon_drain(cluster: &Cluster, dir: &Path, records: u64, events: u64, run: u
         ready_to_events,
         to_committed,
         daemon_cpu,
+        drain_cpu,
         broker_cpu,
         metrics,
     }
@@ -754,7 +796,7 @@ fn daemon_ceiling(c: &mut Criterion) {
             (0..iters)
                 .map(|_| {
                     run += 1;
-                    let drain = daemon_drain(&cluster, dir.path(), records, events, run);
+                    let drain = daemon_drain(&cluster, dir.path(), (records, events), run, true);
                     let took = drain.to_events;
                     drains.push(drain);
                     took
@@ -788,13 +830,16 @@ fn daemon_ceiling(c: &mut Criterion) {
     );
     let us = |cpu: f64| cpu / n * 1e6;
     let mut daemon_cpu: Vec<f64> = drains.iter().map(|d| us(d.daemon_cpu)).collect();
+    let mut drain_cpu: Vec<f64> = drains.iter().map(|d| us(d.drain_cpu)).collect();
     let mut broker_cpu: Vec<f64> = drains.iter().map(|d| us(d.broker_cpu)).collect();
     let mut bare_cpu: Vec<f64> = bare_cpu.into_iter().map(us).collect();
     println!(
         "daemon_ceiling: cpu_us_per_record bare={:.2} (consumer + mock broker) daemon={:.2} \
-         (daemon process, start included) + {:.2} (mock broker and the bench's polling) (medians)",
+         (daemon process, start included; {:.2} from /readyz on) + {:.2} (mock broker and the \
+         bench's polling) (medians)",
         median(&mut bare_cpu),
         median(&mut daemon_cpu),
+        median(&mut drain_cpu),
         median(&mut broker_cpu),
     );
     if let Some(last) = drains.last() {
@@ -806,6 +851,17 @@ fn daemon_ceiling(c: &mut Criterion) {
             quantile_ns(&last.metrics, "0.999"),
         );
     }
+    // One untimed drain by a brand-new group, for the record: the same work plus librdkafka's
+    // fixed 100 ms before a partition without committed offsets is reset (see
+    // `Cluster::commit_start`).
+    run += 1;
+    let fresh = daemon_drain(&cluster, dir.path(), (records, events), run, false);
+    println!(
+        "daemon_ceiling: new_group_per_s={:.0} new_group_ratio={:.3} (one drain by a group with \
+         no committed offsets: librdkafka waits 100 ms before resetting them)",
+        n / fresh.to_events.as_secs_f64(),
+        n / fresh.to_events.as_secs_f64() / bare,
+    );
     steady_latency(&cluster, dir.path(), steady_s);
 }
 
