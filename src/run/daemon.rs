@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -222,7 +222,10 @@ impl Shared {
         let deadline = Instant::now() + self.stop_timeout;
         for (tp, ack, fence) in acks {
             let left = deadline.saturating_duration_since(Instant::now());
-            if ack.recv_timeout(left).is_err() {
+            // A worker acknowledges after its final checkpoint, or ends and so drops the
+            // sender (its failure, if any, it has logged itself): only a timeout means it may
+            // still write.
+            if let Err(RecvTimeoutError::Timeout) = ack.recv_timeout(left) {
                 fence.raise();
                 tracing::warn!(
                     topic = %tp.0,
@@ -354,7 +357,13 @@ fn run_partition(
         let started = Instant::now();
         let result = drive(&mut source, &mut stage, opts);
         let err = match result {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                // The final checkpoint is done.
+                if let Some(ack) = source.take_stop_ack() {
+                    let _ = ack.send(());
+                }
+                return Ok(());
+            }
             Err(source) => DaemonError::Flow {
                 topic: tp.0.clone(),
                 partition: tp.1,
