@@ -69,7 +69,9 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
+mod tally;
 pub mod zone;
+pub use tally::Tally;
 pub use zone::key_group;
 
 const RECORDS_IN: &str = "deadband_records_in_total";
@@ -340,11 +342,20 @@ impl Metrics {
     /// 60 s counts as 60 s in the quantiles, and exactly in `_sum`). Called per record: one
     /// uncontended lock and a histogram increment.
     pub fn latency(&self, took: Duration) {
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.latencies(&[u64::try_from(took.as_nanos()).unwrap_or(u64::MAX)]);
+    }
+
+    /// [`Metrics::latency`] for several records' times in nanoseconds, under one lock.
+    fn latencies(&self, ns: &[u64]) {
+        if ns.is_empty() {
+            return;
+        }
         let mut latency = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
-        latency.current.saturating_record(ns);
-        latency.count += 1;
-        latency.sum_ns = latency.sum_ns.saturating_add(ns);
+        for &ns in ns {
+            latency.current.saturating_record(ns);
+            latency.sum_ns = latency.sum_ns.saturating_add(ns);
+        }
+        latency.count += ns.len() as u64;
     }
 
     /// Counts one accepted record of a key in `group` (see [`key_group`]) in the zone-health
@@ -353,6 +364,14 @@ impl Metrics {
     pub fn zone_record(&self, group: &str, inside: bool, updated: bool, regime: u8) {
         let mut zone = self.zone.lock().unwrap_or_else(PoisonError::into_inner);
         zone.record(&self.recorder, group, inside, updated, regime);
+    }
+
+    /// Adds the zone counts of several groups (a [`Tally`]'s), under one lock.
+    fn zone_counts(&self, counts: impl Iterator<Item = (String, tally::ZoneCounts)>) {
+        let mut zone = self.zone.lock().unwrap_or_else(PoisonError::into_inner);
+        for (group, c) in counts {
+            zone.add(&self.recorder, &group, c);
+        }
     }
 
     /// Counts a compensation or SPC alarm of a key in `group`; other kinds are ignored here

@@ -9,6 +9,7 @@
 use ::metrics::{Counter, Gauge, Key, Label, Recorder};
 use metrics_exporter_prometheus::PrometheusRecorder;
 
+use super::tally::ZoneCounts;
 use super::{describe_counter, label, METADATA};
 use crate::record::EventKind;
 
@@ -134,6 +135,23 @@ impl ZoneGroups {
             s.updates.increment(1);
         }
         s.regime.set(f64::from(regime));
+    }
+
+    /// Adds a [`Tally`](super::Tally)'s counts of `group`.
+    pub(super) fn add(&mut self, recorder: &PrometheusRecorder, group: &str, c: ZoneCounts) {
+        let s = self.series(recorder, group);
+        for (counter, n) in [
+            (&s.inside, c.inside),
+            (&s.outside, c.outside),
+            (&s.updates, c.updates),
+        ] {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+        if c.inside + c.outside > 0 {
+            s.regime.set(f64::from(c.regime));
+        }
     }
 
     pub(super) fn event(&mut self, recorder: &PrometheusRecorder, group: &str, kind: EventKind) {

@@ -41,9 +41,9 @@ use crate::io::kafka::{
     self, ChangelogCheckpoint, Fence, KafkaIoError, KafkaSink, Messages, PartitionSource, Work,
 };
 use crate::io::state::{self, Fingerprints, StateError};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Tally};
 use crate::pipeline::{KeyParamError, Processor, ProcessorConfig};
-use crate::record::RecordKind;
+use crate::record::{RecordKind, Reject};
 
 mod supervise;
 use supervise::{supervised, Retry, Shutdown, RETRY_RESET};
@@ -283,11 +283,14 @@ impl ConsumerContext for Ctx {
     }
 }
 
-/// A partition's flow with the daemon's per-record metrics around it.
+/// A partition's flow with the daemon's per-record metrics around it, counted in the worker's
+/// own [`Tally`] and published every [`Tally::FULL`] records and before each checkpoint (so
+/// `/metrics` counts every record whose offset is committed).
 struct Metered<'s> {
     flow: Flow<KafkaSink, ChangelogCheckpoint<Ctx>>,
     shared: &'s Shared,
     tp: Tp,
+    tally: Tally,
 }
 
 impl Stage for Metered<'_> {
@@ -297,20 +300,25 @@ impl Stage for Metered<'_> {
         let submitted = self.flow.submit(&item)?;
         let metrics = &self.shared.metrics;
         if let (Some(key), Ok(acc)) = (key, &submitted.result) {
-            let group = crate::metrics::key_group(key);
             let fit = &acc.fit;
-            metrics.zone_record(group, fit.inside, fit.updated, fit.regime);
+            self.tally.zone(key, fit.inside, fit.updated, fit.regime);
             for e in submitted.events {
-                metrics.zone_event(group, e.body.kind());
+                metrics.zone_event(crate::metrics::key_group(key), e.body.kind());
             }
         }
-        let outcome = submitted.result.map(|_| ());
-        metrics.record_in(outcome);
-        metrics.latency(t0.elapsed());
+        match submitted.result.map(|_| ()) {
+            invalid @ Err(Reject::Invalid(_)) => metrics.record_in(invalid),
+            outcome => self.tally.outcome(outcome),
+        }
+        self.tally.latency(t0.elapsed());
+        if self.tally.is_full() {
+            metrics.publish(&mut self.tally);
+        }
         Ok(())
     }
 
     fn checkpoint(&mut self) -> Result<(), FlowError> {
+        self.shared.metrics.publish(&mut self.tally);
         let t0 = Instant::now();
         let changed = self.flow.processor().changed_count();
         self.flow.checkpoint()?;
@@ -320,6 +328,13 @@ impl Stage for Metered<'_> {
         self.shared
             .report_keys(&self.tp, self.flow.processor().key_count());
         Ok(())
+    }
+}
+
+/// Whatever way the stage ends (a failure included), its last counts are not lost.
+impl Drop for Metered<'_> {
+    fn drop(&mut self) {
+        self.shared.metrics.publish(&mut self.tally);
     }
 }
 
@@ -348,6 +363,7 @@ fn run_partition(
             flow: partition_flow(shared, &tp, processor, fence.clone()),
             shared,
             tp: tp.clone(),
+            tally: Tally::default(),
         };
         stage.flow.resume_at(position);
         let opts = DriveOptions {
