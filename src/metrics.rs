@@ -360,10 +360,12 @@ impl Metrics {
 
     /// Counts one accepted record of a key in `group` (see [`key_group`]) in the zone-health
     /// series: inside or outside the zone, whether the fit moved, and the group's latest regime.
-    /// One lock shared by all partitions and a hash lookup.
+    /// One lock and a hash lookup; a partition worker counts in its [`Tally`] instead.
     pub fn zone_record(&self, group: &str, inside: bool, updated: bool, regime: u8) {
         let mut zone = self.zone.lock().unwrap_or_else(PoisonError::into_inner);
-        zone.record(&self.recorder, group, inside, updated, regime);
+        let mut one = tally::ZoneCounts::default();
+        one.count(inside, updated, regime);
+        zone.add(&self.recorder, group, one);
     }
 
     /// Adds the zone counts of several groups (a [`Tally`]'s), under one lock.

@@ -21,6 +21,19 @@ pub(super) struct ZoneCounts {
     pub(super) regime: u8,
 }
 
+impl ZoneCounts {
+    /// Counts one accepted record.
+    pub(super) fn count(&mut self, inside: bool, updated: bool, regime: u8) {
+        if inside {
+            self.inside += 1;
+        } else {
+            self.outside += 1;
+        }
+        self.updates += u64::from(updated);
+        self.regime = regime;
+    }
+}
+
 /// Counts not yet added to the shared [`Metrics`].
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -54,13 +67,7 @@ impl Tally {
             Some(c) => c,
             None => self.zone.entry(group.to_owned()).or_default(),
         };
-        if inside {
-            counts.inside += 1;
-        } else {
-            counts.outside += 1;
-        }
-        counts.updates += u64::from(updated);
-        counts.regime = regime;
+        counts.count(inside, updated, regime);
     }
 
     /// Whether enough is counted to publish.

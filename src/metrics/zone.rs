@@ -121,23 +121,7 @@ impl ZoneGroups {
         &self.groups[group]
     }
 
-    pub(super) fn record(
-        &mut self,
-        recorder: &PrometheusRecorder,
-        group: &str,
-        inside: bool,
-        updated: bool,
-        regime: u8,
-    ) {
-        let s = self.series(recorder, group);
-        if inside { &s.inside } else { &s.outside }.increment(1);
-        if updated {
-            s.updates.increment(1);
-        }
-        s.regime.set(f64::from(regime));
-    }
-
-    /// Adds a [`Tally`](super::Tally)'s counts of `group`.
+    /// Adds the counts of `group` (one record's, or a [`Tally`](super::Tally)'s).
     pub(super) fn add(&mut self, recorder: &PrometheusRecorder, group: &str, c: ZoneCounts) {
         let s = self.series(recorder, group);
         for (counter, n) in [
@@ -149,9 +133,7 @@ impl ZoneGroups {
                 counter.increment(n);
             }
         }
-        if c.inside + c.outside > 0 {
-            s.regime.set(f64::from(c.regime));
-        }
+        s.regime.set(f64::from(c.regime));
     }
 
     pub(super) fn event(&mut self, recorder: &PrometheusRecorder, group: &str, kind: EventKind) {
