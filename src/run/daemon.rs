@@ -30,22 +30,22 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
-use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{default_changelog_topic, default_dlq_topic, Config};
 use crate::flow::{drive, DriveOptions, Flow, FlowError, Item, Stage};
 use crate::io::kafka::{
-    self, ChangelogCheckpoint, Fence, KafkaIoError, KafkaSink, Messages, PartitionSource, Work,
+    self, ChangelogCheckpoint, Fence, KafkaIoError, KafkaSink, PartitionSource, Work,
 };
 use crate::io::state::{self, Fingerprints, StateError};
 use crate::metrics::{Metrics, Tally};
 use crate::pipeline::{KeyParamError, Processor, ProcessorConfig};
 use crate::record::{RecordKind, Reject};
 
+mod poll;
 mod supervise;
+use poll::poll_loop;
 use supervise::{supervised, Retry, Shutdown, RETRY_RESET};
 
 /// Why the daemon stopped with an error.
@@ -131,8 +131,6 @@ struct Shared {
 /// Rounds of messages (see [`poll_loop`]) queued per partition between the poller and the
 /// worker: at most `CHANNEL_DEPTH × POLL_BATCH` messages.
 const CHANNEL_DEPTH: usize = 8;
-/// Messages the poller takes per round, over all partitions.
-const POLL_BATCH: usize = 256;
 /// Records per pull of a partition worker.
 const BATCH: usize = 256;
 /// How long a worker waits for a message before checking whether a checkpoint is due.
@@ -627,86 +625,4 @@ pub async fn run(cfg: &Config) -> Result<(), DaemonError> {
     }
     tracing::info!("stopped cleanly");
     Ok(())
-}
-
-/// Polls the group consumer and routes messages to partition workers until `stop`.
-///
-/// Messages are handed on in rounds: after one poll that waited, the messages librdkafka already
-/// holds are taken without waiting (up to [`POLL_BATCH`]) and each partition's share goes to its
-/// worker in one channel send — one wake-up per partition per round instead of one per message
-/// (issue 10: the per-message hop was most of the daemon's cost per record). A round ends early
-/// when a rebalance starts or stops workers during one of its polls: what it gathered before goes
-/// to the workers it was gathered for (a stopped worker drops it; the partition's next owner reads
-/// it again from the committed offset), and later messages look up their worker afresh.
-fn poll_loop(consumer: &BaseConsumer<Ctx>, shared: &Shared, stop: &AtomicBool) {
-    let mut round = Round::default();
-    while !stop.load(Ordering::SeqCst) {
-        let mut wait = Duration::from_millis(100);
-        let generation = shared.generation.load(Ordering::SeqCst);
-        while round.len < POLL_BATCH {
-            let polled = consumer.poll(wait);
-            wait = Duration::ZERO;
-            if shared.generation.load(Ordering::SeqCst) != generation {
-                round.send();
-                round.add(shared, polled);
-                break;
-            }
-            if !round.add(shared, polled) {
-                break;
-            }
-        }
-        round.send();
-    }
-}
-
-/// Messages gathered by one round of [`poll_loop`], per partition, with the worker each goes to.
-#[derive(Default)]
-struct Round {
-    batches: Vec<(SyncSender<Work>, i32, Messages)>,
-    len: usize,
-}
-
-impl Round {
-    /// Adds what one poll returned; false when it returned no message.
-    fn add(&mut self, shared: &Shared, polled: Option<KafkaResult<BorrowedMessage<'_>>>) -> bool {
-        let m = match polled {
-            None => return false,
-            Some(Err(e)) => {
-                tracing::warn!("consumer: {e}");
-                return false;
-            }
-            Some(Ok(m)) => m,
-        };
-        // One input topic per daemon (a config rule), so the partition names the worker.
-        let at = self.batches.iter().position(|b| b.1 == m.partition());
-        let at = match at {
-            Some(at) => at,
-            None => {
-                let Some(tx) = shared.sender(m.topic(), m.partition()) else {
-                    tracing::warn!(
-                        topic = m.topic(),
-                        partition = m.partition(),
-                        offset = m.offset(),
-                        "message for a partition without a worker; it will be re-read after the next assignment"
-                    );
-                    return true;
-                };
-                self.batches.push((tx, m.partition(), Messages::default()));
-                self.batches.len() - 1
-            }
-        };
-        self.batches[at].2.push(&m);
-        self.len += 1;
-        true
-    }
-
-    /// Hands each partition's messages to its worker and starts an empty round.
-    fn send(&mut self) {
-        for (tx, _, msgs) in self.batches.drain(..) {
-            // A send fails only when the worker stopped (revoked, or a fatal error); the
-            // partition's next owner reads these messages again.
-            let _ = tx.send(Work::Msgs(msgs));
-        }
-        self.len = 0;
-    }
 }
