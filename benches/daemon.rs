@@ -676,8 +676,8 @@ fn daemon_drain(
     let mut d = Daemon::start(cluster, dir, INPUT, outputs, &name);
     let since_ready = Instant::now();
     let ready_cpu = d.cpu();
-    // The clock starts at the assignment, not at /readyz: the partitions' restore (~0.1 s,
-    // even from an empty changelog) lies between them, and librdkafka fetches meanwhile, so
+    // The clock starts at the assignment, not at /readyz: the partitions' restore (1–12 ms
+    // here from an empty changelog, more with state) lies between them, and librdkafka fetches meanwhile, so
     // starting at /readyz would leave much of the transport out of the daemon's time.
     let assigned_ago = d.assigned_ago();
     let offsets = cluster.offsets_client(&d.group);

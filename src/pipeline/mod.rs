@@ -162,10 +162,7 @@ impl Processor {
 
     /// Processes one record: pushes its events to `out` and says what happened.
     pub fn process(&mut self, rec: &Record<'_>, out: &mut Vec<Event>) -> Result<Accepted, Reject> {
-        let first = out.len();
-        let result = self.process_inner(rec, None, out);
-        self.count(&result, &out[first..]);
-        result
+        self.process_counted(rec, None, out)
     }
 
     /// [`Processor::process`] that remembers where the record's key lives in `hint`, so the next
@@ -179,19 +176,26 @@ impl Processor {
         hint: &mut KeyHint,
         out: &mut Vec<Event>,
     ) -> Result<Accepted, Reject> {
-        let first = out.len();
-        let result = self.process_inner(rec, Some(hint), out);
-        self.count(&result, &out[first..]);
-        result
+        self.process_counted(rec, Some(hint), out)
     }
 
-    /// Counts one record's outcome and the events it emitted.
-    fn count(&mut self, result: &Result<Accepted, Reject>, events: &[Event]) {
+    /// [`Processor::process_inner`], then the record's outcome and the events it emitted
+    /// counted.
+    #[inline]
+    fn process_counted(
+        &mut self,
+        rec: &Record<'_>,
+        hint: Option<&mut KeyHint>,
+        out: &mut Vec<Event>,
+    ) -> Result<Accepted, Reject> {
+        let first = out.len();
+        let result = self.process_inner(rec, hint, out);
         self.counters
             .count(result.as_ref().map(|_| ()).map_err(|r| *r));
-        for e in events {
+        for e in &out[first..] {
             self.counters.events[e.body.kind().index()] += 1;
         }
+        result
     }
 
     fn process_inner(
