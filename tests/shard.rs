@@ -4,9 +4,9 @@
 //!
 //! "Equal": the events and fit rows are the same rows (compared after sorting; the merged files
 //! are sorted already), `periods.parquet` has the same timestamps and key counts, and
-//! `summary.json` is the same — integers and strings exactly, floats within 1e-9 relative,
-//! because the merge adds per-shard and per-period float sums in another order than one run
-//! does (the last bits may differ). `elapsed_s` and `rows_per_s` are timings, not compared.
+//! `summary.json` is the same — integers, strings and `per_key` exactly, other floats within
+//! 1e-9 relative, because the merge adds per-shard and per-period float sums in another order
+//! than one run does (the last bits may differ). `elapsed_s` and `rows_per_s` are timings, not compared.
 //! Merge refuses a missing shard, a duplicate, mismatched N and different settings; bad
 //! `--shard` values are usage errors; the shard hash is pinned to independently computed values.
 
@@ -218,6 +218,9 @@ fn check_merge_equals_whole(cfg: &Config, input: &str, dir: &Path, whole: &Path,
         "a merged summary is not a shard"
     );
     assert_json_eq(&got, &one, &format!("summary (N = {n})"));
+    // Counted again by polars from the merged fit file, each key's mean zone added in sorted
+    // order: the same bits as one run's, whatever the shards.
+    assert_eq!(got["per_key"], one["per_key"], "per_key (N = {n})");
     assert!(merged.rows > 0 && merged.shard.is_none());
 
     let events = read_events(&out.join("events.parquet")).unwrap();

@@ -18,9 +18,8 @@ pub struct KeyFitStats {
     pub dead_zone_ratio: f64,
     /// Share of records that changed the fit.
     pub update_rate: f64,
-    /// Mean zone half-width over the key's fit rows: polars' parallel mean, which can differ in
-    /// the last bit between two runs of the same file (partial sums are combined in thread
-    /// order).
+    /// Mean zone half-width over the key's fit rows, the same bits in every run of the same
+    /// file (see [`fit_by_key`]).
     pub mean_zone: f64,
 }
 
@@ -53,6 +52,14 @@ pub fn events_by_kind(path: &Path) -> Result<BTreeMap<String, u64>, String> {
 }
 
 /// Dead-zone ratio, update rate and mean zone per key in a fit file, sorted by key.
+///
+/// The zone's mean is not polars' grouped mean: that adds partial sums in the order its threads
+/// finish, so two runs of one file differed in the last bits (and polars drops a sort placed
+/// before a mean, a mean being blind to order). Here each key's zones come back as a list, are
+/// sorted and added in that order, so the mean is a function of the values alone: the same bits
+/// in every run, and in a merge of shards as in one run. This holds the zone column in memory
+/// (8 bytes per fit row) while the summary is made. The two ratios are means of 0/1 values,
+/// exact sums in any order.
 pub fn fit_by_key(path: &Path) -> Result<Vec<KeyFitStats>, String> {
     let df = scan(path)
         .and_then(|lf| {
@@ -64,7 +71,10 @@ pub fn fit_by_key(path: &Path) -> Result<Vec<KeyFitStats>, String> {
                         .cast(DataType::Float64)
                         .mean()
                         .alias("updated"),
-                    col("zone").mean().alias("zone"),
+                    col("zone")
+                        .cast(DataType::Float64)
+                        .implode(false)
+                        .alias("zone"),
                 ])
                 .sort(["key"], SortMultipleOptions::default())
                 .collect()
@@ -81,12 +91,23 @@ pub fn fit_by_key(path: &Path) -> Result<Vec<KeyFitStats>, String> {
             .map(|v| v.unwrap_or(f64::NAN))
             .collect())
     };
+    let lists = df
+        .column("zone")
+        .and_then(|c| c.list().cloned())
+        .map_err(|e| e.to_string())?;
+    let zone: Vec<f64> = lists
+        .series_iter()
+        .map(|list| match list {
+            Some(values) => values.f64().map(sorted_mean),
+            None => Ok(f64::NAN),
+        })
+        .collect::<PolarsResult<_>>()
+        .map_err(|e| e.to_string())?;
+    let (rows, inside, updated) = (get("rows")?, get("inside")?, get("updated")?);
     let keys = df
         .column("key")
         .and_then(|c| c.str().cloned())
         .map_err(|e| e.to_string())?;
-    let (rows, inside, updated, zone) =
-        (get("rows")?, get("inside")?, get("updated")?, get("zone")?);
     Ok(keys
         .iter()
         .enumerate()
@@ -98,4 +119,56 @@ pub fn fit_by_key(path: &Path) -> Result<Vec<KeyFitStats>, String> {
             mean_zone: zone[i],
         })
         .collect())
+}
+
+/// The mean of the non-null values, added in ascending order (NaN without any).
+fn sorted_mean(values: &Float64Chunked) -> f64 {
+    let mut v: Vec<f64> = values.iter().flatten().collect();
+    v.sort_unstable_by(f64::total_cmp);
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(values: &[Option<f64>]) -> Float64Chunked {
+        Float64Chunked::from_slice_options(PlSmallStr::from_static("zone"), values)
+    }
+
+    #[test]
+    fn sorted_mean_is_the_mean_of_the_non_null_values() {
+        let m = sorted_mean(&chunked(&[
+            Some(4.0),
+            None,
+            Some(1.0),
+            Some(2.5),
+            Some(0.5),
+        ]));
+        assert_eq!(m, 2.0);
+        assert!(sorted_mean(&chunked(&[None, None])).is_nan());
+    }
+
+    /// The property the summary relies on: the bits do not depend on the order of the rows.
+    /// Values of very different magnitudes, where the order of addition changes the last bits.
+    #[test]
+    fn sorted_mean_does_not_depend_on_the_order_of_the_rows() {
+        let mut values: Vec<Option<f64>> = (0..200)
+            .map(|i| Some((i as f64 * 0.37).sin().abs() * 10f64.powi(i % 9 - 4)))
+            .collect();
+        let first = sorted_mean(&chunked(&values));
+        let plain = |v: &[Option<f64>]| v.iter().flatten().sum::<f64>();
+        let mut plain_sums = std::collections::BTreeSet::new();
+        for step in [7, 13, 31, 101] {
+            values.rotate_left(step);
+            values.swap(0, step);
+            assert_eq!(sorted_mean(&chunked(&values)).to_bits(), first.to_bits());
+            plain_sums.insert(plain(&values).to_bits());
+        }
+        // The test would not notice an order-dependent mean if every order summed alike.
+        assert!(
+            plain_sums.len() > 1,
+            "the orders tried all sum to the same bits"
+        );
+    }
 }
